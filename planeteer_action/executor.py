@@ -1,0 +1,243 @@
+"""The scheduler: runs every runnable task in its own agent session, as many at once as allowed.
+
+It knows nothing of files or terminals: it changes the plan, calls `persist` after every change (before
+acting on the next one), and reports events. A task starts the moment its dependencies are done.
+Cancelling (`interrupt`) aborts the running turns and leaves those tasks `interrupted` with their session
+ids, which is what a later run resumes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from .agent import Agent, AgentError, SessionAlreadyExists, SessionNotFound, TurnRequest
+from .events import (
+    Event,
+    Listener,
+    RunFinished,
+    RunStarted,
+    RunStatus,
+    SessionLost,
+    TaskActivity,
+    TaskBlocked,
+    TaskDone,
+    TaskFailed,
+    TaskInterrupted,
+    TaskStarted,
+)
+from .graph import blocked_tasks, ready_tasks
+from .models import Attempt, AttemptOutcome, Plan, Task, utc_now
+from .prompts import continuation_prompt, task_prompt
+from .session_ids import session_id_for
+
+# A fresh attempt whose id is somehow taken (a hand-edited plan) moves on to the next number this often.
+_MAX_ID_COLLISIONS = 5
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    working_directory: Path
+    concurrency: int = 4
+    quiet_timeout: float = 600.0
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: RunStatus
+    counts: dict[str, int]
+
+
+def count_statuses(plan: Plan) -> dict[str, int]:
+    blocked = blocked_tasks(plan)
+    counts = {"done": 0, "failed": 0, "blocked": len(blocked), "interrupted": 0, "pending": 0}
+    for task in plan.tasks:
+        if task.id in blocked:
+            continue
+        key = "interrupted" if task.status == "in_progress" else task.status
+        counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+class Executor:
+    def __init__(
+        self,
+        plan: Plan,
+        agent: Agent,
+        options: ExecutorOptions,
+        persist: Callable[[Plan], None],
+        listeners: list[Listener] | None = None,
+    ) -> None:
+        self.plan = plan
+        self._agent = agent
+        self._options = options
+        self._persist = persist
+        self._listeners = list(listeners or [])
+        self._running: dict[asyncio.Task[None], Task] = {}
+        self._stopping = False
+
+    def emit(self, event: Event) -> None:
+        for listener in self._listeners:
+            listener(event)
+
+    async def run(self) -> RunResult:
+        self.emit(
+            RunStarted(
+                plan_id=self.plan.id,
+                plan_name=self.plan.name,
+                total=len(self.plan.tasks),
+                concurrency=self._options.concurrency,
+            )
+        )
+        reported_blocked: set[str] = set()
+        while True:
+            if not self._stopping:
+                self._start_ready_tasks()
+            for task_id in sorted(blocked_tasks(self.plan) - reported_blocked):
+                reported_blocked.add(task_id)
+                failed = [d for d in self.plan.task(task_id).depends_on if d not in self._done_ids()]
+                self.emit(TaskBlocked(task_id=task_id, failed_dependencies=failed))
+            if not self._running:
+                break
+            finished, _ = await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
+            for handle in finished:
+                del self._running[handle]
+        counts = count_statuses(self.plan)
+        status: RunStatus
+        if self._stopping:
+            status = "interrupted"
+        elif counts["done"] == len(self.plan.tasks):
+            status = "complete"
+        else:
+            status = "failed"
+        self.emit(RunFinished(status=status, counts=counts))
+        return RunResult(status=status, counts=counts)
+
+    def interrupt(self) -> None:
+        """Stop starting tasks and abort the running ones; `run` returns once they are saved."""
+        self._stopping = True
+        for handle in self._running:
+            handle.cancel()
+
+    def mark_running_interrupted(self) -> None:
+        """For a forced exit that cannot wait for the turns to abort: record the state and save it now."""
+        for task in self._running.values():
+            self._end_attempt(task, "interrupted", None)
+            task.status = "interrupted"
+        self._save()
+
+    def _done_ids(self) -> set[str]:
+        return {task.id for task in self.plan.tasks if task.status == "done"}
+
+    def _start_ready_tasks(self) -> None:
+        busy = {task.id for task in self._running.values()}
+        for task in ready_tasks(self.plan):
+            if len(self._running) >= self._options.concurrency:
+                return
+            if task.id in busy:
+                continue
+            handle = asyncio.create_task(self._run_task(task), name=f"task {task.id}")
+            self._running[handle] = task
+
+    async def _run_task(self, task: Task) -> None:
+        resume = task.status == "interrupted" and task.session_id is not None
+        collisions = 0
+        while True:
+            attempt = self._begin_attempt(task, resume)
+            request = TurnRequest(
+                session_id=attempt.session_id,
+                session_name=f"planeteer {self.plan.name}: {task.id}",
+                prompt=continuation_prompt(task) if resume else task_prompt(self.plan, task),
+                mode="resume" if resume else "create",
+                working_directory=self._options.working_directory,
+                quiet_timeout=self._options.quiet_timeout,
+                on_activity=lambda text, task_id=task.id: self.emit(TaskActivity(task_id=task_id, text=text)),
+            )
+            try:
+                result = await self._agent.run_turn(request)
+            except asyncio.CancelledError:
+                self._end_attempt(task, "interrupted", None)
+                task.status = "interrupted"
+                self._save()
+                self.emit(TaskInterrupted(task_id=task.id, session_id=attempt.session_id))
+                raise
+            except SessionNotFound as exc:
+                self._end_attempt(task, "lost", str(exc))
+                self._save()
+                self.emit(SessionLost(task_id=task.id, session_id=attempt.session_id))
+                resume = False
+                continue
+            except SessionAlreadyExists as exc:
+                collisions += 1
+                if collisions <= _MAX_ID_COLLISIONS:
+                    self._end_attempt(task, "lost", str(exc))
+                    self._save()
+                    continue
+                self._fail(task, str(exc))
+                return
+            except AgentError as exc:
+                self._fail(task, str(exc))
+                return
+            self._end_attempt(task, "done", None)
+            task.status = "done"
+            task.agent_result = result.summary
+            self._save()
+            self.emit(TaskDone(task_id=task.id, session_id=attempt.session_id, summary=result.summary))
+            return
+
+    def _begin_attempt(self, task: Task, resume: bool) -> Attempt:
+        """Write-ahead: the session id is in the saved plan before the session can exist."""
+        previous = task.current_attempt
+        if resume and previous is not None and task.session_id is not None:
+            number, session_id, reason = previous.number, task.session_id, "resumed after interruption"
+        else:
+            number = task.next_attempt_number()
+            session_id = session_id_for(self.plan.id, task.id, number)
+            reason = _fresh_reason(previous)
+        attempt = Attempt(number=number, session_id=session_id, reason=reason, started_at=utc_now())
+        task.attempts.append(attempt)
+        task.session_id = session_id
+        task.status = "in_progress"
+        self._save()
+        self.emit(
+            TaskStarted(
+                task_id=task.id,
+                session_id=session_id,
+                attempt=number,
+                mode="resume" if resume else "create",
+                reason=reason,
+            )
+        )
+        return attempt
+
+    def _end_attempt(self, task: Task, outcome: AttemptOutcome, error: str | None) -> None:
+        attempt = task.current_attempt
+        if attempt is None or attempt.outcome != "running":
+            return
+        attempt.outcome = outcome
+        attempt.ended_at = utc_now()
+        if error:
+            attempt.error = error
+
+    def _fail(self, task: Task, error: str) -> None:
+        self._end_attempt(task, "failed", error)
+        task.status = "failed"
+        task.agent_result = error
+        self._save()
+        self.emit(TaskFailed(task_id=task.id, session_id=task.session_id, error=error))
+
+    def _save(self) -> None:
+        self.plan.touch()
+        self._persist(self.plan)
+
+
+def _fresh_reason(previous: Attempt | None) -> str:
+    if previous is None:
+        return "first start"
+    return {
+        "failed": "retry after failure",
+        "lost": "fresh start: previous session lost",
+        "superseded": "fresh start (chosen)",
+    }.get(previous.outcome, "fresh start")

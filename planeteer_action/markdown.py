@@ -1,0 +1,66 @@
+"""The Markdown view written beside the plan: the TUI's layout, plus each task's session and attempts."""
+
+from __future__ import annotations
+
+from .models import Plan, Task
+
+_ICONS = {"done": "●", "failed": "✗", "in_progress": "◐", "interrupted": "◌"}
+
+
+def plan_to_markdown(plan: Plan) -> str:
+    lines = [f"# {plan.name}", ""]
+    if plan.description:
+        lines += [plan.description, ""]
+    lines += [f"> Created: {plan.created_at or '-'}", f"> Updated: {plan.updated_at or '-'}", ""]
+    lines += ["## Work Breakdown Tree", "", "```"]
+    lines += _forest(plan.tasks)
+    lines += ["```", "", "## Tasks", ""]
+    for task in plan.tasks:
+        lines += [f"### {task.id}: {task.title}", ""]
+        if task.description:
+            lines += [task.description, ""]
+        if task.acceptance_criteria:
+            lines.append("**Acceptance Criteria:**")
+            mark = "x" if task.status == "done" else " "
+            lines += [f"- [{mark}] {criterion}" for criterion in task.acceptance_criteria]
+            lines.append("")
+        if task.depends_on:
+            lines += [f"**Depends on:** {', '.join(task.depends_on)}", ""]
+        lines += [f"**Status:** {task.status}", ""]
+        if task.session_id:
+            lines += [f"**Session:** `{task.session_id}`", ""]
+        if task.attempts:
+            lines.append("**Attempts:**")
+            for attempt in task.attempts:
+                error = f" — {attempt.error}" if attempt.error else ""
+                lines.append(
+                    f"- #{attempt.number} `{attempt.session_id}` {attempt.reason}: {attempt.outcome}{error}"
+                )
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _forest(tasks: list[Task]) -> list[str]:
+    """Each task under its first dependency, as the TUI draws it; further dependencies are named."""
+    children: dict[str, list[Task]] = {task.id: [] for task in tasks}
+    roots: list[Task] = []
+    for task in tasks:
+        parent = task.depends_on[0] if task.depends_on else None
+        if parent in children:
+            children[parent].append(task)
+        else:
+            roots.append(task)
+    lines: list[str] = []
+    # Iterative so that a 10,000-task chain does not hit the recursion limit.
+    stack: list[tuple[Task, str, bool, bool]] = [(root, "", True, True) for root in reversed(roots)]
+    while stack:
+        task, prefix, is_last, is_root = stack.pop()
+        connector = "" if is_root else ("└── " if is_last else "├── ")
+        also = f" (also ← {', '.join(task.depends_on[1:])})" if len(task.depends_on) > 1 else ""
+        icon = _ICONS.get(task.status, "○")
+        lines.append(f"{prefix}{connector}{icon} **{task.id}** — {task.title}{also}")
+        child_prefix = "" if is_root else prefix + ("    " if is_last else "│   ")
+        kids = children[task.id]
+        for i in reversed(range(len(kids))):
+            stack.append((kids[i], child_prefix, i == len(kids) - 1, False))
+    return lines

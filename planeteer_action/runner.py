@@ -1,0 +1,221 @@
+"""One execution of a plan, end to end, shared by the CLI and the GitHub Action.
+
+Load and check the plan (nothing runs and nothing changes on a bad one), take the plan's lock, start the
+Copilot runtime (and the offline model when asked), inspect what an earlier run left unfinished and apply
+the chosen recovery, run the executor, and on SIGINT/SIGTERM stop cleanly: abort the turns, mark the tasks
+interrupted, save, stop the runtime. A second signal (or a stop that overruns its grace period) saves the
+plan as it stands and exits at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from .agent import Agent
+from .copilot_agent import CopilotAgent
+from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, ConfigError
+from .events import Listener
+from .executor import Executor, ExecutorOptions, count_statuses
+from .gitinfo import GitContext, git_context
+from .models import Execution, Plan, Recovery, RecoveryChoice, utc_now
+from .offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
+from .recovery import RecoveryReport, apply_choice, inspect
+from .runtime import find_copilot_cli
+from .store import PlanLock, load_plan, save_plan
+
+# The Actions runner sends SIGTERM 7.5 s after SIGINT; a clean stop must be well inside that.
+STOP_GRACE_SECONDS = 4.0
+
+ChooseRecovery = Callable[[RecoveryReport], RecoveryChoice]
+
+
+@dataclass(frozen=True)
+class ProviderSettings:
+    """A custom OpenAI-compatible (BYOK) model provider. The key is never saved or shown."""
+
+    base_url: str
+    type: str = "openai"
+    api_key: str | None = field(default=None, repr=False)
+
+    def as_sdk_config(self) -> dict[str, str]:
+        config = {"type": self.type, "base_url": self.base_url}
+        if self.api_key:
+            config["api_key"] = self.api_key
+        return config
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    plan_path: Path
+    working_directory: Path
+    concurrency: int = 4
+    task_timeout: float = 600.0
+    model: str | None = None
+    provider: ProviderSettings | None = None
+    copilot_home: Path | None = None
+    github_token: str | None = field(default=None, repr=False)
+    offline: bool = False
+    on_interrupted: RecoveryChoice | None = None
+    recovery_source: str | None = None
+
+
+@dataclass
+class RunOutcome:
+    status: Literal["complete", "failed", "interrupted", "cleaned"]
+    counts: dict[str, int]
+    plan: Plan
+    recovery: Recovery | None = None
+
+    @property
+    def exit_code(self) -> int:
+        return {"complete": EXIT_OK, "cleaned": EXIT_OK, "failed": EXIT_TASKS_FAILED}.get(
+            self.status, EXIT_INTERRUPTED
+        )
+
+
+def check_config(config: RunConfig) -> None:
+    if config.concurrency < 1:
+        raise ConfigError(f"--concurrency must be at least 1, got {config.concurrency}")
+    if config.task_timeout <= 0:
+        raise ConfigError(f"--task-timeout must be a positive number of seconds, got {config.task_timeout:g}")
+    if not config.working_directory.is_dir():
+        raise ConfigError(f"working directory {config.working_directory} does not exist: pass an existing folder")
+    if config.offline and config.provider is not None:
+        raise ConfigError("--offline uses the built-in model: drop --provider-base-url, or drop --offline")
+
+
+@contextlib.asynccontextmanager
+async def copilot_runtime(config: RunConfig) -> AsyncIterator[Agent]:
+    """The Copilot CLI (and the offline model behind it when asked), stopped and cleaned up on exit."""
+    offline = OfflineModelServer() if config.offline else None
+    provider = config.provider.as_sdk_config() if config.provider else None
+    model = config.model
+    if offline is not None:
+        provider = provider_config(offline.start())
+        model = model or OFFLINE_MODEL
+    agent = CopilotAgent(
+        cli_path=find_copilot_cli(),
+        copilot_home=config.copilot_home,
+        model=model,
+        provider=provider,
+        github_token=config.github_token,
+    )
+    try:
+        await agent.start()
+        yield agent
+    finally:
+        try:
+            await asyncio.wait_for(agent.stop(), timeout=STOP_GRACE_SECONDS)
+        finally:
+            if offline is not None:
+                offline.stop()
+
+
+def record_execution(plan: Plan, config: RunConfig, context: GitContext) -> None:
+    """What recovery needs later to find this plan's sessions: repository, branch, directory, model."""
+    execution = plan.execution or Execution()
+    execution.repository = context.repository
+    execution.branch = context.branch
+    execution.working_directory = str(config.working_directory)
+    execution.model = OFFLINE_MODEL if config.offline and not config.model else config.model
+    execution.provider_type = "offline" if config.offline else (config.provider.type if config.provider else None)
+    execution.provider_base_url = config.provider.base_url if config.provider else None
+    execution.started_at = execution.started_at or utc_now()
+    plan.execution = execution
+
+
+async def run_plan(
+    config: RunConfig,
+    listeners: list[Listener],
+    choose: ChooseRecovery | None = None,
+    on_saved: Callable[[Plan], None] | None = None,
+) -> RunOutcome:
+    """Run the plan at `config.plan_path` to the end, or until interrupted. Raises PlaneteerError on bad input."""
+    check_config(config)
+    plan = load_plan(config.plan_path)
+    lock = PlanLock(config.plan_path)
+    lock.acquire()
+    try:
+        return await _run_locked(plan, config, listeners, choose, on_saved)
+    finally:
+        lock.release()
+
+
+async def _run_locked(
+    plan: Plan,
+    config: RunConfig,
+    listeners: list[Listener],
+    choose: ChooseRecovery | None,
+    on_saved: Callable[[Plan], None] | None,
+) -> RunOutcome:
+    def persist(current: Plan) -> None:
+        save_plan(current, config.plan_path)
+        if on_saved is not None:
+            on_saved(current)
+
+    context = git_context(config.working_directory)
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+    executor: Executor | None = None
+    signals = 0
+    deadline: asyncio.TimerHandle | None = None
+
+    def on_signal() -> None:
+        nonlocal signals, deadline
+        signals += 1
+        if signals > 1:
+            _force_exit(executor, persist, plan)
+        if executor is not None:
+            executor.interrupt()
+        elif main is not None:
+            main.cancel()
+        deadline = loop.call_later(STOP_GRACE_SECONDS, lambda: _force_exit(executor, persist, plan))
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        async with copilot_runtime(config) as agent:
+            record_execution(plan, config, context)
+            recovery = None
+            report = await inspect(plan, agent, context.repository, context.branch)
+            if report.needs_decision:
+                choice = config.on_interrupted or (choose(report) if choose else "resume")
+                recovery = await apply_choice(plan, report, choice, agent, source=config.recovery_source)
+                persist(plan)
+                if choice == "cleanup":
+                    return RunOutcome("cleaned", count_statuses(plan), plan, recovery)
+            options = ExecutorOptions(
+                working_directory=config.working_directory,
+                concurrency=config.concurrency,
+                quiet_timeout=config.task_timeout,
+            )
+            executor = Executor(plan, agent, options, persist, listeners)
+            result = await executor.run()
+            return RunOutcome(result.status, result.counts, plan, recovery)
+    except asyncio.CancelledError:
+        # Interrupted before any task ran: the plan on disk is as it was (or as recovery saved it).
+        return RunOutcome("interrupted", count_statuses(plan), plan)
+    finally:
+        if deadline is not None:
+            deadline.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _force_exit(executor: Executor | None, persist: Callable[[Plan], None], plan: Plan) -> None:
+    """Second signal, or a stop past its grace period: save what is known and leave now.
+
+    The Copilot CLI runs in its own session; its stdin closes with us and it shuts its children down.
+    """
+    if executor is not None:
+        executor.mark_running_interrupted()
+    else:
+        persist(plan)
+    os._exit(EXIT_INTERRUPTED)

@@ -1,0 +1,256 @@
+"""The plan on disk: strict loading, atomic saves, the Markdown view beside it, and the owner's lock.
+
+A save writes a temporary file in the same folder, fsyncs it and renames it over the plan, so a kill at any
+instant leaves either the previous or the next plan on disk, never a torn one. The JSON is formatted the
+way the TypeScript Planeteer writes it (`JSON.stringify(plan, null, 2)`), so an unchanged plan is saved
+byte for byte as it was read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import socket
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from .errors import PlanInvalid, PlanLocked
+from .graph import check_graph
+from .markdown import plan_to_markdown
+from .models import Plan, utc_now
+
+
+def load_plan(path: Path) -> Plan:
+    """Read and check a plan; every problem is one PlanInvalid line naming the place and the fix."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PlanInvalid(f"{path}: no such plan file: check the path") from None
+    except IsADirectoryError:
+        raise PlanInvalid(f"{path}: is a folder, not a plan file: pass the plan's .json file") from None
+    except UnicodeDecodeError:
+        raise PlanInvalid(f"{path}: not UTF-8 text: save the plan as UTF-8 JSON") from None
+    except OSError as exc:
+        raise PlanInvalid(f"{path}: cannot read: {exc.strerror}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise PlanInvalid(
+            f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}): fix the syntax there"
+        ) from None
+    if not isinstance(data, dict):
+        raise PlanInvalid(f"{path}: a plan is a JSON object with id, name and tasks, not {_kind(data)}")
+    try:
+        plan = Plan.model_validate(data)
+    except ValidationError as exc:
+        raise PlanInvalid(f"{path}: {_describe(exc, data)}") from None
+    try:
+        check_graph(plan)
+    except PlanInvalid as exc:
+        raise PlanInvalid(f"{path}: {exc}") from None
+    return plan
+
+
+def plan_json(plan: Plan) -> str:
+    return "".join(_JsStyleEncoder(indent=2, ensure_ascii=False).iterencode(plan.to_json_dict()))
+
+
+class _JsStyleEncoder(json.JSONEncoder):
+    """`JSON.stringify` output: Python's json differs only in how it spells some floats (1.5e-07 vs 1.5e-7)."""
+
+    def iterencode(self, o: Any, _one_shot: bool = False) -> Iterator[str]:
+        return json.encoder._make_iterencode(  # type: ignore[attr-defined]
+            {}, self.default, json.encoder.py_encode_basestring, self.indent, _js_number,
+            self.key_separator, self.item_separator, self.sort_keys, self.skipkeys, _one_shot,
+        )(o, 0)
+
+
+def _js_number(value: float) -> str:
+    """ECMAScript Number::toString for a finite float, from the shortest round-trip digits."""
+    if value != value or value in (float("inf"), float("-inf")):
+        return "null"
+    if value == 0:
+        return "0"
+    sign, digit_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    digits = "".join(map(str, digit_tuple))
+    k, n = len(digits), int(exponent) + len(digits)
+    if k <= n <= 21:
+        text = digits + "0" * (n - k)
+    elif 0 < n <= 21:
+        text = f"{digits[:n]}.{digits[n:]}"
+    elif -6 < n <= 0:
+        text = "0." + "0" * -n + digits
+    else:
+        mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
+        text = f"{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
+    return ("-" if value < 0 else "") + text
+
+
+def save_plan(plan: Plan, path: Path) -> None:
+    """Atomically replace the plan file, then its Markdown view."""
+    write_atomic(path, plan_json(plan).encode("utf-8"))
+    write_atomic(markdown_path(path), plan_to_markdown(plan).encode("utf-8"))
+
+
+def markdown_path(path: Path) -> Path:
+    return path.with_suffix(".md")
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Temporary file beside the target, fsync, rename, fsync the folder; keeps the target's mode."""
+    folder = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(tmp, path.stat().st_mode & 0o777)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+@dataclass(frozen=True)
+class LockOwner:
+    pid: int
+    host: str
+    since: str
+
+    def describe(self) -> str:
+        return f"pid {self.pid} on {self.host} (since {self.since})"
+
+
+class PlanLock:
+    """One executor per plan: an flock on `<plan>.lock`, which the kernel releases when its owner dies.
+
+    The file's content names the owner, so a refused run can say who holds it, and a run that finds the
+    file left by a dead owner can say it took over.
+    """
+
+    def __init__(self, plan_path: Path) -> None:
+        self.path = plan_path.with_name(plan_path.name + ".lock")
+        self._fd: int | None = None
+        self.taken_over: LockOwner | None = None
+
+    def acquire(self) -> None:
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                owner = _read_owner(fd)
+                os.close(fd)
+                who = owner.describe() if owner else "another process"
+                raise PlanLocked(
+                    f"{self.path.with_suffix('')} is being run by {who}: wait for it to finish "
+                    "or stop it first; only one planeteer may run a plan at a time"
+                ) from None
+            # The previous owner may have unlinked the file between our open and flock: retry on a fresh one.
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        self.taken_over = _read_owner(fd)
+        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.path)
+        fcntl.flock(self._fd, fcntl.LOCK_UN)
+        os.close(self._fd)
+        self._fd = None
+
+    @contextlib.contextmanager
+    def held(self) -> Iterator[PlanLock]:
+        self.acquire()
+        try:
+            yield self
+        finally:
+            self.release()
+
+
+def _read_owner(fd: int) -> LockOwner | None:
+    try:
+        data = json.loads(os.pread(fd, 4096, 0) or b"null")
+        return LockOwner(pid=int(data["pid"]), host=str(data["host"]), since=str(data["since"]))
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def _kind(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
+        type(value), "null"
+    )
+
+
+def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
+    """The first validation error as one line: where (by task id when there is one), what, how to fix."""
+    error = exc.errors()[0]
+    loc = list(error["loc"])
+    where = _location(loc, data)
+    kind = error["type"]
+    if kind == "missing":
+        return f"{where}: required field is missing: add it"
+    if kind == "literal_error":
+        expected = error.get("ctx", {}).get("expected", "")
+        return f"{where}: {error['input']!r} is not allowed: use one of {expected}"
+    expected = {
+        "string_type": "a string",
+        "list_type": "an array",
+        "int_type": "an integer",
+        "dict_type": "an object",
+        "model_type": "an object",
+        "bool_type": "true or false",
+    }.get(kind)
+    got = _kind(error.get("input"))
+    if expected:
+        return f"{where}: expected {expected}, got {got}: fix its type"
+    return f"{where}: {error['msg']}"
+
+
+def _location(loc: list[Any], data: dict[str, Any]) -> str:
+    parts: list[str] = []
+    node: Any = data
+    for i, part in enumerate(loc):
+        if isinstance(part, int):
+            label = f"[{part}]"
+            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
+                task_id = node[part].get("id")
+                if loc[i - 1 : i] == ["tasks"] and isinstance(task_id, str):
+                    label = f"[{part}] (task {task_id!r})"
+            parts.append(label)
+        else:
+            parts.append(("." if parts else "") + str(part))
+        node = node[part] if isinstance(node, dict | list) and _has(node, part) else None
+    return "".join(parts) or "plan"
+
+
+def _has(node: dict[str, Any] | list[Any], key: Any) -> bool:
+    if isinstance(node, dict):
+        return key in node
+    return isinstance(key, int) and 0 <= key < len(node)

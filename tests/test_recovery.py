@@ -1,0 +1,94 @@
+"""Recovery decisions on the in-memory agent: what is found, and what each choice changes."""
+
+from __future__ import annotations
+
+import asyncio
+
+from memory_agent import MemoryAgent
+
+from planeteer_action.models import Attempt, Execution, Plan
+from planeteer_action.recovery import apply_choice, inspect
+from planeteer_action.session_ids import session_id_for
+
+PLAN_ID = "plan-r"
+
+
+def _crashed_plan() -> tuple[Plan, MemoryAgent]:
+    """done: a; crashed mid-turn: b (session exists); never started a turn: c; superseded orphan of d."""
+    plan = Plan.model_validate(
+        {
+            "id": PLAN_ID,
+            "name": "r",
+            "tasks": [
+                {"id": "a", "title": "a", "status": "done"},
+                {"id": "b", "title": "b", "status": "in_progress"},
+                {"id": "c", "title": "c", "status": "interrupted"},
+                {"id": "d", "title": "d", "status": "pending", "dependsOn": ["b"]},
+            ],
+        }
+    )
+    plan.execution = Execution()
+    agent = MemoryAgent()
+    for task_id in ("a", "b", "c"):
+        sid = session_id_for(PLAN_ID, task_id, 1)
+        task = plan.task(task_id)
+        task.session_id = sid
+        outcome = {"a": "done", "b": "running", "c": "interrupted"}[task_id]
+        task.attempts.append(Attempt(number=1, session_id=sid, reason="first start", started_at="t", outcome=outcome))
+        if task_id != "c":
+            agent.sessions[sid] = ["prompt"]
+    agent.sessions[session_id_for(PLAN_ID, "d", 1)] = ["an abandoned earlier attempt"]
+    agent.add_foreign_session("a-persons-own-session")
+    agent.sessions[session_id_for("another-plan", "x", 1)] = ["someone else's plan"]
+    return plan, agent
+
+
+def test_inspect_classifies_tasks_and_finds_only_this_plans_orphans() -> None:
+    plan, agent = _crashed_plan()
+    report = asyncio.run(inspect(plan, agent, "octo/demo", "main"))
+    assert [(u.task_id, u.state) for u in report.unfinished] == [("b", "resumable"), ("c", "lost")]
+    assert [o.session_id for o in report.orphans] == [session_id_for(PLAN_ID, "d", 1)]
+
+
+def test_resume_keeps_resumable_sessions_and_restarts_lost_ones() -> None:
+    plan, agent = _crashed_plan()
+    report = asyncio.run(inspect(plan, agent, "octo/demo", "main"))
+    record = asyncio.run(apply_choice(plan, report, "resume", agent))
+    assert plan.task("b").status == "interrupted"
+    assert plan.task("b").session_id == session_id_for(PLAN_ID, "b", 1)
+    assert plan.task("b").attempts[-1].outcome == "interrupted"
+    assert plan.task("c").status == "pending" and plan.task("c").attempts[-1].outcome == "lost"
+    assert plan.task("a").status == "done"
+    assert (record.resumed, record.restarted, record.deleted_sessions) == (["b"], ["c"], [])
+    assert plan.execution is not None and plan.execution.recoveries == [record]
+    assert len(agent.sessions) == 5  # nothing deleted
+
+
+def test_fresh_supersedes_sessions_but_keeps_them() -> None:
+    plan, agent = _crashed_plan()
+    report = asyncio.run(inspect(plan, agent, "octo/demo", "main"))
+    record = asyncio.run(apply_choice(plan, report, "fresh", agent))
+    assert plan.task("b").status == "pending"
+    assert plan.task("b").attempts[-1].outcome == "superseded"
+    assert record.restarted == ["b", "c"]
+    assert session_id_for(PLAN_ID, "b", 1) in agent.sessions
+
+
+def test_cleanup_deletes_only_this_plans_orphans_and_superseded_sessions() -> None:
+    plan, agent = _crashed_plan()
+    report = asyncio.run(inspect(plan, agent, "octo/demo", "main"))
+    record = asyncio.run(apply_choice(plan, report, "cleanup", agent))
+    assert sorted(record.deleted_sessions) == sorted([session_id_for(PLAN_ID, "d", 1), session_id_for(PLAN_ID, "b", 1)])
+    assert sorted(agent.sessions) == sorted(
+        [session_id_for(PLAN_ID, "a", 1), "a-persons-own-session", session_id_for("another-plan", "x", 1)]
+    )
+    b = plan.task("b")
+    assert b.status == "pending" and b.session_id is None and b.attempts[-1].session_deleted
+    assert plan.task("a").status == "done"
+
+
+def test_nothing_to_decide_on_a_clean_plan() -> None:
+    plan = Plan.model_validate({"id": PLAN_ID, "name": "r", "tasks": [{"id": "a", "title": "a"}]})
+    agent = MemoryAgent()
+    agent.add_foreign_session("mine")
+    assert not asyncio.run(inspect(plan, agent, None, None)).needs_decision
