@@ -1,0 +1,188 @@
+"""The working tree's changes since a commit, as one binary-safe patch that another checkout can apply.
+
+A re-run in GitHub Actions starts from a fresh checkout of the same commit, which lacks the files the
+finished tasks changed. `capture_changes` turns those changes (edits, deletions, new untracked files that
+are not ignored, mode changes) into a `git diff --binary` patch against the base commit; `apply_changes`
+puts them back on a checkout at that commit.
+
+Capturing stages the working tree into a temporary index, so the person's own index (what they staged) is
+never touched; only blobs are added to the object store, which is harmless. Applying checks first and
+changes nothing when it refuses. Submodule pointers do not travel.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import PlaneteerError
+
+DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+
+# Flags that pin what a patch looks like, whatever the repository's or user's git config says.
+_DIFF_FLAGS = (
+    "-p",
+    "--binary",
+    "--no-renames",
+    "--no-ext-diff",
+    "--no-textconv",
+    "--ignore-submodules=all",
+    "--src-prefix=a/",
+    "--dst-prefix=b/",
+)
+_PINNED_CONFIG = (
+    "-c",
+    "diff.suppressBlankEmpty=false",
+    "-c",
+    "core.quotePath=true",
+    "-c",
+    "apply.whitespace=nowarn",
+)
+
+
+class WorkspaceChangesError(PlaneteerError):
+    """The working tree's changes cannot be captured or applied. Nothing was changed."""
+
+
+def head_commit(repo_dir: Path) -> str:
+    """The full id of the commit checked out in the repository that holds `repo_dir`."""
+    result = _run(repo_dir, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], None)
+    if result.returncode != 0:
+        raise WorkspaceChangesError(
+            f"{repo_dir} has no commit checked out: check out the repository (actions/checkout) first"
+        )
+    return result.stdout.decode().strip()
+
+
+def capture_changes(
+    repo_dir: Path, base_commit: str, exclude: Sequence[Path], *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> bytes:
+    """A patch from `base_commit` to the whole working tree, or b"" when nothing changed.
+
+    `exclude` lists files or folders (absolute, or relative to `repo_dir`) that must not travel, such as
+    the plan file, its Markdown view and lock, or a Copilot home inside the repository.
+    """
+    root = _toplevel(repo_dir)
+    with tempfile.TemporaryDirectory(prefix="planeteer-index-") as tmp:
+        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
+        real_index = Path(
+            _git(root, "rev-parse", "--path-format=absolute", "--git-path", "index").decode().strip()
+        )
+        if real_index.is_file():
+            # A copy keeps the stat cache, so unchanged files are not hashed again.
+            shutil.copyfile(real_index, env["GIT_INDEX_FILE"])
+            merged = _run(root, ["read-tree", "-m", base_commit], env).returncode == 0
+        else:
+            merged = False
+        if not merged:
+            _git(root, "read-tree", base_commit, env=env)
+        pathspecs = [
+            ":(top)",
+            *(f":(top,exclude,literal){rel}" for rel in _relative_paths(root, repo_dir, exclude)),
+        ]
+        _git(root, "add", "--all", "--", *pathspecs, env=env)
+        patch_file = Path(tmp) / "changes.patch"
+        _git(root, "diff-index", "--cached", *_DIFF_FLAGS, f"--output={patch_file}", base_commit, env=env)
+        size = patch_file.stat().st_size
+        if size > max_bytes:
+            raise WorkspaceChangesError(
+                f"the working tree's changes make a {_mb(size)} patch, over the {_mb(max_bytes)} cap: "
+                "add build outputs and other large files to .gitignore"
+            )
+        return patch_file.read_bytes()
+
+
+def apply_changes(
+    repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
+) -> list[str]:
+    """Apply a patch from `capture_changes` to the working tree; return the changed paths (from the git root).
+
+    Refuses, changing nothing, unless HEAD is `base_commit` and the whole patch applies cleanly.
+    """
+    root = _toplevel(repo_dir)
+    head = head_commit(root)
+    if head != base_commit.lower():
+        raise WorkspaceChangesError(
+            f"this checkout is at {head} but the checkpoint's work was made on {base_commit}: "
+            f"check out {base_commit} (actions/checkout with ref: {base_commit}) and re-run"
+        )
+    if not patch:
+        return []
+    if len(patch) > max_bytes:
+        raise WorkspaceChangesError(
+            f"the checkpoint's workspace patch is {_mb(len(patch))}, over the {_mb(max_bytes)} cap: "
+            "raise the cap or start the plan afresh"
+        )
+    check = _run(root, ["apply", "--check", "--binary", "-"], None, stdin=patch)
+    if check.returncode != 0:
+        raise WorkspaceChangesError(
+            "the checkpoint's workspace changes do not apply to this checkout "
+            f"({_first_line(check.stderr)}): start from a clean checkout of the same commit and re-run"
+        )
+    listing = _git(root, "apply", "--numstat", "-z", "--binary", "-", stdin=patch)
+    _git(root, "apply", "--binary", "-", stdin=patch)
+    return [
+        entry.split(b"\t", 2)[2].decode("utf-8", "surrogateescape") for entry in listing.split(b"\0") if entry
+    ]
+
+
+def _toplevel(repo_dir: Path) -> Path:
+    if not repo_dir.is_dir():
+        raise WorkspaceChangesError(f"{repo_dir} is not a folder: pass the repository's working directory")
+    return Path(_git(repo_dir, "rev-parse", "--show-toplevel").decode().strip())
+
+
+def _relative_paths(root: Path, repo_dir: Path, paths: Sequence[Path]) -> list[str]:
+    """Paths inside the repository, relative to its root; paths outside it cannot be in a patch anyway."""
+    result = []
+    for path in paths:
+        absolute = path if path.is_absolute() else repo_dir / path
+        # Resolve the folder, not the last part: an excluded symlink is excluded as itself.
+        absolute = absolute.parent.resolve() / absolute.name
+        try:
+            relative = absolute.relative_to(root.resolve())
+        except ValueError:
+            continue
+        if relative.parts:
+            result.append(relative.as_posix())
+    return result
+
+
+def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> bytes:
+    result = _run(cwd, list(args), env, stdin=stdin)
+    if result.returncode != 0:
+        raise WorkspaceChangesError(
+            f"git {args[0]} failed in {cwd}: {_first_line(result.stderr)}: "
+            "check that it is a healthy git checkout"
+        )
+    return result.stdout
+
+
+def _run(
+    cwd: Path, args: list[str], env: dict[str, str] | None, *, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    try:
+        return subprocess.run(
+            ["git", *_PINNED_CONFIG, *args],
+            cwd=cwd,
+            env=env,
+            input=stdin,
+            capture_output=True,
+            check=False,
+            stdin=None if stdin is not None else subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        raise WorkspaceChangesError("git is not installed or not on PATH: install git") from None
+
+
+def _first_line(stderr: bytes) -> str:
+    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
+    return lines[0] if lines else "no message"
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
