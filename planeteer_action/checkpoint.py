@@ -271,12 +271,12 @@ def artifact_name(state_name: str, attempt: int, sequence: int) -> str:
     """`planeteer-<state>-attempt<NNN>-seq<NNNNNN>`: zero-padded so that names sort in save order."""
     if attempt < 0 or sequence < 0:
         raise ValueError("attempt and sequence must not be negative")
-    return f"planeteer-{_safe_state_name(state_name)}-attempt{attempt:03d}-seq{sequence:06d}"
+    return f"planeteer-{safe_state_name(state_name)}-attempt{attempt:03d}-seq{sequence:06d}"
 
 
 def parse_artifact_name(name: str, state_name: str) -> tuple[int, int] | None:
     """(attempt, sequence) of a checkpoint artifact of this state, or None for any other name."""
-    pattern = rf"^planeteer-{re.escape(_safe_state_name(state_name))}-attempt([0-9]+)-seq([0-9]+)$"
+    pattern = rf"^planeteer-{re.escape(safe_state_name(state_name))}-attempt([0-9]+)-seq([0-9]+)$"
     match = re.match(pattern, name)
     return (int(match.group(1)), int(match.group(2))) if match else None
 
@@ -295,7 +295,7 @@ def newest(names: Iterable[str], state_name: str | None = None) -> str | None:
     return max(ranked)[1] if ranked else None
 
 
-def _safe_state_name(state_name: str) -> str:
+def safe_state_name(state_name: str) -> str:
     """Artifact names cannot hold `" : < > | * ? \\ /` or line breaks; keep a conservative set."""
     return _ARTIFACT_UNSAFE.sub("-", state_name).strip("-.")[:100] or "plan"
 

@@ -1,0 +1,113 @@
+"""Actions cache entries (cache service v2), the second home for checkpoints.
+
+"Re-run all jobs" deletes the earlier attempts' artifacts but not the cache, so state that must survive
+it is also saved here, under a key that names the run. Entries are immutable: saving an existing key is a
+no-op that reports False. Restoring follows actions/cache: an exact key match first, then the newest
+entry whose key starts with the key, then each restore prefix in turn (newest entry first).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+
+import requests
+
+from planeteer_action.twirp import HttpTransport, RetryPolicy, ServiceError, TwirpClient, get_blob, put_blob
+
+SERVICE = "github.actions.results.api.v1.CacheService"
+# actions/cache hashes its paths and compression method into `version`; entries only match their own
+# version. Ours stores raw bytes, so one fixed hash keeps save and restore in agreement.
+CACHE_VERSION = hashlib.sha256(b"planeteer_action|raw-bytes|1.0").hexdigest()
+_MAX_KEY_LENGTH = 512
+_MAX_KEYS = 10
+
+
+class ActionsCacheError(ServiceError):
+    """A cache call failed; the message is one line, without the token or any URL signature."""
+
+
+class ActionsCache:
+    """Saves and restores byte blobs as Actions cache entries, as the job holding the runtime token."""
+
+    def __init__(
+        self,
+        results_url: str,
+        runtime_token: str,
+        *,
+        session: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        transport = HttpTransport(
+            session or requests.Session(), retry or RetryPolicy(), ActionsCacheError, (runtime_token,)
+        )
+        self._twirp = TwirpClient(results_url, runtime_token, SERVICE, transport)
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        session: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> ActionsCache | None:
+        """The cache for this job, or None without the runtime token or where the runner offers no v2 service.
+
+        The runner sets ACTIONS_CACHE_SERVICE_VERSION=v2 where the v2 service exists; elsewhere (GHES,
+        older runners) actions/cache falls back to the legacy service, which this client does not speak.
+        """
+        token = env.get("ACTIONS_RUNTIME_TOKEN", "")
+        results_url = env.get("ACTIONS_RESULTS_URL", "")
+        if not token or not results_url or env.get("ACTIONS_CACHE_SERVICE_VERSION") != "v2":
+            return None
+        return cls(results_url, token, session=session, retry=retry)
+
+    def save(self, key: str, data: bytes) -> bool:
+        """Store `data` under `key`; False when that key already has an entry (entries are immutable)."""
+        _check_keys([key])
+        try:
+            created = self._twirp.call("CreateCacheEntry", {"key": key, "version": CACHE_VERSION})
+        except ActionsCacheError as exc:
+            if exc.code == "already_exists":
+                return False
+            raise
+        upload_url = created.get("signed_upload_url")
+        if not created.get("ok") or not isinstance(upload_url, str) or not upload_url:
+            reason = created.get("message") or "the service did not say why"
+            raise ActionsCacheError(f"CreateCacheEntry refused key {key!r}: {reason}")
+        put_blob(self._twirp.transport, f"upload of cache entry {key!r}", upload_url, data)
+        finalized = self._twirp.call(
+            "FinalizeCacheEntryUpload", {"key": key, "size_bytes": str(len(data)), "version": CACHE_VERSION}
+        )
+        if not finalized.get("ok"):
+            reason = finalized.get("message") or "the service did not say why"
+            raise ActionsCacheError(f"FinalizeCacheEntryUpload refused key {key!r}: {reason}")
+        return True
+
+    def restore(self, key: str, restore_prefixes: list[str]) -> tuple[str, bytes] | None:
+        """The matched key and its bytes, or None when nothing matches `key` or any restore prefix."""
+        _check_keys([key, *restore_prefixes])
+        answer = self._twirp.call(
+            "GetCacheEntryDownloadURL",
+            {"key": key, "restore_keys": restore_prefixes, "version": CACHE_VERSION},
+        )
+        download_url = answer.get("signed_download_url")
+        if not answer.get("ok") or not isinstance(download_url, str) or not download_url:
+            return None
+        matched_key = str(answer.get("matched_key") or key)  # absent field: assume the exact key
+        return matched_key, get_blob(
+            self._twirp.transport, f"download of cache entry {matched_key!r}", download_url
+        )
+
+
+def _check_keys(keys: list[str]) -> None:
+    """The limits actions/cache enforces before calling the service."""
+    if len(keys) > _MAX_KEYS:
+        raise ActionsCacheError(
+            f"at most {_MAX_KEYS} cache keys per restore (key plus prefixes), got {len(keys)}"
+        )
+    for key in keys:
+        if not key or len(key) > _MAX_KEY_LENGTH or "," in key:
+            raise ActionsCacheError(
+                f"invalid cache key {key[:60]!r}: keys are 1 to {_MAX_KEY_LENGTH} characters without commas"
+            )

@@ -1,0 +1,283 @@
+"""HTTP plumbing shared by the clients of GitHub's Actions services (artifacts, cache, REST run artifacts).
+
+One place for the rules every call must follow: retry transient failures (HTTP 429, 500, 502-504 and
+dropped connections) with exponential backoff, speak twirp's JSON dialect (snake_case fields, int64 as
+strings, errors as `{"code", "msg"}`), move bytes to and from signed blob URLs, and keep secrets out of
+every message. Tokens are never echoed and signed URLs lose their query string, because the signature
+lives there; even urllib3's debug log of request lines is scrubbed.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import requests
+
+log = logging.getLogger(__name__)
+
+RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
+TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
+_TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
+_URL_WITH_QUERY = re.compile(r"([a-z][a-z0-9+.-]*://[^\s?#'\"]*)\?[^\s'\"]*", re.IGNORECASE)
+_FRACTION_PAST_MICROSECONDS = re.compile(r"(\.\d{6})\d+")
+
+
+class ServiceError(Exception):
+    """A failed call to a GitHub service, described in one line that holds no secret.
+
+    `status` is the HTTP status when there was one; `code` is the twirp error code (e.g. "already_exists").
+    """
+
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+def redact_url(url: str) -> str:
+    """Where a URL points, without credentials, query string or fragment."""
+    parts = urlsplit(url)
+    bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+    return f"{bare}?<redacted>" if parts.query else bare
+
+
+def scrub(text: str, secrets: Iterable[str] = ()) -> str:
+    """`text` made fit for a one-line message: known secrets masked, URL queries cut, no line breaks."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    text = _URL_WITH_QUERY.sub(r"\1?<redacted>", text)
+    return " ".join(text.split())[:400]
+
+
+class _ScrubQueryStrings(logging.Filter):
+    """Cuts query strings from urllib3's log records, whose request lines would carry blob signatures."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(_cut_query(arg) if isinstance(arg, str) else arg for arg in record.args)
+        return True
+
+
+def _cut_query(text: str) -> str:
+    head, question_mark, _ = text.partition("?")
+    return f"{head}?<redacted>" if question_mark else text
+
+
+def _scrub_urllib3_logs() -> None:
+    for name in ("urllib3.connectionpool", "urllib3.util.retry"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ScrubQueryStrings) for f in logger.filters):
+            logger.addFilter(_ScrubQueryStrings())
+
+
+_scrub_urllib3_logs()
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How many attempts a transient failure gets and how long to wait between them.
+
+    The wait before retry n (0-based) is drawn from [base_delay * multiplier**n, base_delay *
+    multiplier**(n+1)): exponential, jittered so parallel jobs do not retry in step. `sleep` is
+    injectable so tests need not wait.
+    """
+
+    attempts: int = 5
+    base_delay: float = 1.0
+    multiplier: float = 2.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delay(self, retry: int) -> float:
+        return self.base_delay * self.multiplier**retry * random.uniform(1.0, self.multiplier)
+
+
+class HttpTransport:
+    """Sends HTTP requests under a retry policy and builds this client's errors, scrubbed of its secrets.
+
+    Redirects are never followed here: a caller that expects one follows it itself, so it decides which
+    headers go to the next host.
+    """
+
+    def __init__(
+        self,
+        session: requests.Session,
+        retry: RetryPolicy,
+        error_type: type[ServiceError],
+        secrets: Iterable[str],
+    ) -> None:
+        self.session = session
+        self.retry = retry
+        self.error_type = error_type
+        self._secrets = tuple(secrets)
+
+    def error(self, message: str, *, status: int | None = None, code: str | None = None) -> ServiceError:
+        return self.error_type(scrub(message, self._secrets), status=status, code=code)
+
+    def send(self, label: str, method: str, url: str, **kwargs: Any) -> requests.Response:
+        """The first response that is not a transient failure; raises once the attempts are spent."""
+        attempt = 1
+        while True:
+            status: int | None = None
+            try:
+                response = self.session.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
+            except _TRANSIENT_ERRORS as exc:
+                problem = f"connection to {urlsplit(url).netloc} failed ({type(exc).__name__})"
+            else:
+                if response.status_code not in RETRYABLE_STATUSES:
+                    return response
+                status = response.status_code
+                problem = f"HTTP {status}"
+                response.close()
+            if attempt >= self.retry.attempts:
+                raise self.error(f"{label} failed after {attempt} attempts: {problem}", status=status)
+            wait = self.retry.delay(attempt - 1)
+            log.warning(
+                "%s: attempt %d of %d failed (%s); retrying in %.1f s",
+                label,
+                attempt,
+                self.retry.attempts,
+                scrub(problem, self._secrets),
+                wait,
+            )
+            self.retry.sleep(wait)
+            attempt += 1
+
+
+class TwirpClient:
+    """Calls the methods of one twirp service of the Actions results service, with the runtime token.
+
+    The service lives at the origin of ACTIONS_RESULTS_URL: `{origin}/twirp/{service}/{Method}`.
+    """
+
+    def __init__(self, results_url: str, runtime_token: str, service: str, transport: HttpTransport) -> None:
+        origin = urlsplit(results_url)
+        self._base = f"{origin.scheme}://{origin.netloc}/twirp/{service}/"
+        self._headers = {"Authorization": f"Bearer {runtime_token}", "Accept": "application/json"}
+        self.transport = transport
+
+    def call(self, method: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """POST `body` as JSON to `method`; the decoded answer, or the service's error raised."""
+        response = self.transport.send(
+            method, "POST", self._base + method, json=dict(body), headers=self._headers
+        )
+        if not 200 <= response.status_code < 300:
+            code, msg = _twirp_error(response)
+            detail = f" {code}: {msg}" if code else ""
+            raise self.transport.error(
+                f"{method} failed: HTTP {response.status_code}{detail}",
+                status=response.status_code,
+                code=code,
+            )
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            raise self.transport.error(
+                f"{method}: the service answered HTTP {response.status_code} without a JSON object"
+            )
+        return answer
+
+
+def _twirp_error(response: requests.Response) -> tuple[str | None, str]:
+    try:
+        body = response.json()
+    except ValueError:
+        return None, ""
+    if not isinstance(body, dict) or not isinstance(body.get("code"), str):
+        return None, ""
+    return body["code"], str(body.get("msg", ""))
+
+
+def put_blob(transport: HttpTransport, label: str, signed_url: str, data: bytes) -> None:
+    """Upload `data` to a signed Azure blob URL as one block blob (a single Put Blob request)."""
+    headers = {"x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream"}
+    response = transport.send(label, "PUT", signed_url, data=data, headers=headers)
+    response.close()
+    if response.status_code not in (200, 201):
+        raise transport.error(
+            f"{label}: blob storage answered HTTP {response.status_code} for {redact_url(signed_url)}",
+            status=response.status_code,
+        )
+
+
+def get_blob(transport: HttpTransport, label: str, signed_url: str, *, max_bytes: int | None = None) -> bytes:
+    """Download a signed blob URL, refusing more than `max_bytes` (checked before and while reading)."""
+    response = transport.send(label, "GET", signed_url, stream=True)
+    with response:
+        if response.status_code != 200:
+            raise transport.error(
+                f"{label}: blob storage answered HTTP {response.status_code} for {redact_url(signed_url)}",
+                status=response.status_code,
+            )
+        declared = response.headers.get("Content-Length", "")
+        if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
+            raise transport.error(f"{label}: {declared} bytes is more than the limit of {max_bytes} bytes")
+        chunks: list[bytes] = []
+        received = 0
+        try:
+            for chunk in response.iter_content(chunk_size=1 << 20):
+                received += len(chunk)
+                if max_bytes is not None and received > max_bytes:
+                    raise transport.error(f"{label}: the download exceeds the limit of {max_bytes} bytes")
+                chunks.append(chunk)
+        except requests.RequestException as exc:
+            host = urlsplit(signed_url).netloc
+            raise transport.error(
+                f"{label}: the download from {host} broke off ({type(exc).__name__})"
+            ) from None
+    return b"".join(chunks)
+
+
+@dataclass(frozen=True)
+class BackendIds:
+    """The run and job a runtime token speaks for, as the results service names them."""
+
+    workflow_run_backend_id: str
+    workflow_job_run_backend_id: str
+
+    def fields(self) -> dict[str, str]:
+        return {
+            "workflow_run_backend_id": self.workflow_run_backend_id,
+            "workflow_job_run_backend_id": self.workflow_job_run_backend_id,
+        }
+
+
+def backend_ids_from_token(token: str) -> BackendIds | None:
+    """Read (not verify) the `Actions.Results:<run>:<job>` scope in the runtime token's JWT `scp` claim."""
+    parts = token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except ValueError:
+        return None
+    scopes = payload.get("scp") if isinstance(payload, dict) else None
+    if not isinstance(scopes, str):
+        return None
+    for scope in scopes.split():
+        pieces = scope.split(":")
+        if len(pieces) == 3 and pieces[0] == "Actions.Results" and pieces[1] and pieces[2]:
+            return BackendIds(pieces[1], pieces[2])
+    return None
+
+
+def parse_timestamp(value: object) -> datetime | None:
+    """A protobuf JSON Timestamp ("2024-05-01T12:00:00.123456789Z") as an aware datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(_FRACTION_PAST_MICROSECONDS.sub(r"\1", value))
+    except ValueError:
+        return None

@@ -1,0 +1,165 @@
+"""ActionsCache against the fake cache service: immutability, key matching, retries, survival of re-runs."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from fakes.github_services import CACHE_SERVICE, FakeGitHubServices
+
+from planeteer_action.actions_cache import CACHE_VERSION, ActionsCache, ActionsCacheError
+from planeteer_action.twirp import RetryPolicy
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHubServices]:
+    with FakeGitHubServices() as services:
+        yield services
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    return []
+
+
+def cache(fake: FakeGitHubServices, sleeps: list[float], run_id: int = 9, attempt: int = 1) -> ActionsCache:
+    found = ActionsCache.from_env(fake.runtime_env(run_id, attempt), retry=RetryPolicy(sleep=sleeps.append))
+    assert found is not None
+    return found
+
+
+def test_save_then_restore_the_exact_key(fake: FakeGitHubServices, sleeps: list[float]) -> None:
+    store = cache(fake, sleeps)
+
+    assert store.save("planeteer-run-9-a1-0001", b"state one") is True
+
+    assert store.restore("planeteer-run-9-a1-0001", []) == ("planeteer-run-9-a1-0001", b"state one")
+    (entry,) = fake.cache_entries
+    assert (entry.key, entry.version, entry.size, entry.finalized) == (
+        "planeteer-run-9-a1-0001",
+        CACHE_VERSION,
+        9,
+        True,
+    )
+    create = next(r for r in fake.requests if r.path == f"/twirp/{CACHE_SERVICE}/CreateCacheEntry")
+    assert create.headers["authorization"].startswith("Bearer ")
+
+
+def test_entries_are_immutable(fake: FakeGitHubServices, sleeps: list[float]) -> None:
+    store = cache(fake, sleeps)
+    assert store.save("planeteer-run-9", b"first") is True
+
+    assert store.save("planeteer-run-9", b"second") is False
+
+    assert store.restore("planeteer-run-9", []) == ("planeteer-run-9", b"first")
+    assert len(fake.cache_entries) == 1
+
+
+def test_restore_prefers_exact_then_newest_prefix_match(
+    fake: FakeGitHubServices, sleeps: list[float]
+) -> None:
+    store = cache(fake, sleeps)
+    store.save("planeteer-run-9-a1-0001", b"oldest")
+    store.save("planeteer-run-9-a1-0002", b"newer")
+    store.save("planeteer-run-8-a1-0001", b"another run")
+
+    assert store.restore("planeteer-run-9-a2-0001", ["planeteer-run-9-"]) == (
+        "planeteer-run-9-a1-0002",
+        b"newer",
+    )
+    assert store.restore("planeteer-run-9-a1-0001", ["planeteer-run-9-"]) == (
+        "planeteer-run-9-a1-0001",
+        b"oldest",
+    )
+    # Like actions/cache, the key itself also matches as a prefix before the restore prefixes are tried.
+    assert store.restore("planeteer-run-8", ["planeteer-run-9-"]) == (
+        "planeteer-run-8-a1-0001",
+        b"another run",
+    )
+    assert store.restore("planeteer-run-7", ["planeteer-run-6-", "planeteer-run-9-a1-0001"]) == (
+        "planeteer-run-9-a1-0001",
+        b"oldest",
+    )
+
+
+def test_a_miss_is_none(fake: FakeGitHubServices, sleeps: list[float]) -> None:
+    store = cache(fake, sleeps)
+    store.save("planeteer-run-9", b"x")
+
+    assert store.restore("planeteer-run-10", ["planeteer-run-11-"]) is None
+
+
+def test_the_cache_survives_rerun_all_jobs(fake: FakeGitHubServices, sleeps: list[float]) -> None:
+    cache(fake, sleeps, attempt=1).save("planeteer-run-9-a1-0003", b"before the re-run")
+
+    attempt = fake.rerun_all_jobs(9)
+
+    assert cache(fake, sleeps, attempt=attempt).restore("planeteer-run-9-a2-0001", ["planeteer-run-9-"]) == (
+        "planeteer-run-9-a1-0003",
+        b"before the re-run",
+    )
+
+
+def test_from_env_needs_the_v2_service(fake: FakeGitHubServices) -> None:
+    env = fake.runtime_env(9)
+    assert ActionsCache.from_env(env) is not None
+    assert ActionsCache.from_env({**env, "ACTIONS_CACHE_SERVICE_VERSION": "v1"}) is None
+    assert (
+        ActionsCache.from_env({k: v for k, v in env.items() if k != "ACTIONS_CACHE_SERVICE_VERSION"}) is None
+    )
+    assert ActionsCache.from_env({k: v for k, v in env.items() if k != "ACTIONS_RUNTIME_TOKEN"}) is None
+
+
+def test_transient_failures_are_retried(fake: FakeGitHubServices, sleeps: list[float]) -> None:
+    fake.fail_next("CreateCacheEntry", 503)
+    fake.fail_next("/actions-cache/", 502, times=2)
+    fake.fail_next("FinalizeCacheEntryUpload", 0)
+    fake.fail_next("GetCacheEntryDownloadURL", 429)
+    store = cache(fake, sleeps)
+
+    assert store.save("planeteer-run-9", b"payload") is True
+    assert store.restore("planeteer-run-9", []) == ("planeteer-run-9", b"payload")
+    assert len(sleeps) == 5
+
+
+def test_gives_up_after_five_attempts(fake: FakeGitHubServices, sleeps: list[float]) -> None:
+    fake.fail_next("GetCacheEntryDownloadURL", 500, times=5)
+
+    with pytest.raises(ActionsCacheError, match="GetCacheEntryDownloadURL failed after 5 attempts: HTTP 500"):
+        cache(fake, sleeps).restore("planeteer-run-9", [])
+    assert len(sleeps) == 4
+
+
+def test_keys_are_checked_like_actions_cache_does(fake: FakeGitHubServices, sleeps: list[float]) -> None:
+    store = cache(fake, sleeps)
+    with pytest.raises(ActionsCacheError, match="without commas"):
+        store.save("a,b", b"x")
+    with pytest.raises(ActionsCacheError, match="1 to 512 characters"):
+        store.save("k" * 513, b"x")
+    with pytest.raises(ActionsCacheError, match="at most 10 cache keys"):
+        store.restore("k", [f"p{i}" for i in range(10)])
+    assert fake.requests == []
+
+
+def test_no_secret_reaches_errors_or_logs(
+    fake: FakeGitHubServices, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    env = fake.runtime_env(9)
+    store = ActionsCache.from_env(env, retry=RetryPolicy(sleep=sleeps.append))
+    assert store is not None
+    store.save("planeteer-run-9", b"x")
+    fake.fail_next("/actions-cache/", 503, times=5)
+    fake.fail_next("CreateCacheEntry", 401)
+
+    errors = []
+    for call in (lambda: store.restore("planeteer-run-9", []), lambda: store.save("planeteer-run-10", b"y")):
+        with pytest.raises(ActionsCacheError) as caught:
+            call()
+        errors.append(str(caught.value))
+
+    token = env["ACTIONS_RUNTIME_TOKEN"]
+    for text in [*errors, caplog.text, *(r.getMessage() for r in caplog.records)]:
+        assert token not in text and "sig=" not in text
+    assert "unauthenticated" in errors[1]
