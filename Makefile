@@ -1,0 +1,50 @@
+# Two commands do all of the set-up on a fresh clone:
+#   make demo   creates .venv, installs the pinned Copilot CLI if missing, runs examples/demo-plan.json offline
+#   make test   the whole test suite (unit + integration on the real Copilot CLI)
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+COPILOT_VERSION := 1.0.102
+TOOLS := .tools
+LOCAL_COPILOT := $(TOOLS)/node_modules/.bin/copilot
+# Use a copilot already on PATH or in COPILOT_CLI_PATH; otherwise the one this Makefile installs.
+export COPILOT_CLI_PATH ?= $(shell command -v copilot 2>/dev/null || echo $(CURDIR)/$(LOCAL_COPILOT))
+DEMO := demo
+
+.PHONY: setup demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+$(COPILOT_CLI_PATH):
+	npm install --prefix $(TOOLS) --no-audit --no-fund --loglevel=error @github/copilot@$(COPILOT_VERSION)
+
+setup: $(VENV)/.installed $(COPILOT_CLI_PATH)
+
+demo: setup
+	rm -rf $(DEMO) && mkdir -p $(DEMO)/.planeteer
+	git -C $(DEMO) init --quiet --initial-branch=main
+	git -C $(DEMO) remote add origin https://github.com/octo-org/planeteer-demo.git
+	cp examples/demo-plan.json $(DEMO)/.planeteer/demo-plan.json
+	$(VENV)/bin/planeteer run --offline --workdir $(DEMO) --copilot-home $(DEMO)/.copilot \
+		$(DEMO)/.planeteer/demo-plan.json
+	$(VENV)/bin/planeteer status $(DEMO)/.planeteer/demo-plan.json
+	@echo "The agents' work: $$(ls $(DEMO)/planeteer-notes | tr '\n' ' ')"
+
+test: setup
+	$(PY) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy planeteer_action
+
+bench: setup
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) $(TOOLS) $(DEMO) .pytest_cache .mypy_cache .ruff_cache *.egg-info
