@@ -95,17 +95,13 @@ class ActionsCache:
         if not answer.get("ok") or not isinstance(download_url, str) or not download_url:
             return None
         matched_key = str(answer.get("matched_key") or key)  # absent field: assume the exact key
-        return matched_key, get_blob(
-            self._twirp.transport, f"download of cache entry {matched_key!r}", download_url
-        )
+        return matched_key, get_blob(self._twirp.transport, f"download of cache entry {matched_key!r}", download_url)
 
 
 def _check_keys(keys: list[str]) -> None:
     """The limits actions/cache enforces before calling the service."""
     if len(keys) > _MAX_KEYS:
-        raise ActionsCacheError(
-            f"at most {_MAX_KEYS} cache keys per restore (key plus prefixes), got {len(keys)}"
-        )
+        raise ActionsCacheError(f"at most {_MAX_KEYS} cache keys per restore (key plus prefixes), got {len(keys)}")
     for key in keys:
         if not key or len(key) > _MAX_KEY_LENGTH or "," in key:
             raise ActionsCacheError(

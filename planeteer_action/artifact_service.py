@@ -92,9 +92,7 @@ class ArtifactService:
         """Store `data` as the artifact `name`; returns its id. Fails if the name is taken in this attempt."""
         _check_name(name)
         try:
-            created = self._twirp.call(
-                "CreateArtifact", {**self._ids, "name": name, "version": _ARTIFACT_VERSION}
-            )
+            created = self._twirp.call("CreateArtifact", {**self._ids, "name": name, "version": _ARTIFACT_VERSION})
         except ArtifactServiceError as exc:
             if exc.code == "already_exists":
                 raise ArtifactServiceError(

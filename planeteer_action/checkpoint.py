@@ -163,9 +163,7 @@ class Checkpoint:
                 for session_id, files in self.session_files.items():
                     _write_folder(staging / session_id, files)
                 for session_id in self.session_ids:
-                    _rename_into_place(
-                        staging / session_id, state / session_id, staging / f"{session_id}.old"
-                    )
+                    _rename_into_place(staging / session_id, state / session_id, staging / f"{session_id}.old")
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         except OSError as exc:
@@ -230,8 +228,7 @@ def open_checkpoint(
     """Check a checkpoint completely, writing nothing; raise a CheckpointError naming the first problem."""
     if len(data) > limits.max_archive_bytes:
         raise CheckpointTooLarge(
-            f"checkpoint is {len(data)} bytes, over the limit of {limits.max_archive_bytes}: "
-            "start the plan afresh"
+            f"checkpoint is {len(data)} bytes, over the limit of {limits.max_archive_bytes}: start the plan afresh"
         )
     with _open_zip(data) as archive:
         sealed = SEALED in archive.namelist()
@@ -332,9 +329,7 @@ def _read_regular_file(path: Path, max_bytes: int) -> bytes | None:
     except OSError as exc:
         if exc.errno in _VANISHED:
             return None
-        raise CheckpointError(
-            f"cannot read session file {path}: {exc.strerror}: check its permissions"
-        ) from None
+        raise CheckpointError(f"cannot read session file {path}: {exc.strerror}: check its permissions") from None
     with os.fdopen(fd, "rb") as file:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             return None
@@ -348,13 +343,9 @@ def _read_regular_file(path: Path, max_bytes: int) -> bytes | None:
 
 def _check_totals(count: int, total: int, limits: Limits, fix: str) -> None:
     if count > limits.max_members:
-        raise CheckpointTooLarge(
-            f"checkpoint has {count} files, over the limit of {limits.max_members}: {fix}"
-        )
+        raise CheckpointTooLarge(f"checkpoint has {count} files, over the limit of {limits.max_members}: {fix}")
     if total > limits.max_total_bytes:
-        raise CheckpointTooLarge(
-            f"checkpoint holds {total} bytes, over the limit of {limits.max_total_bytes}: {fix}"
-        )
+        raise CheckpointTooLarge(f"checkpoint holds {total} bytes, over the limit of {limits.max_total_bytes}: {fix}")
 
 
 def _zip(members: Mapping[str, bytes], compression: int) -> bytes:
@@ -447,9 +438,7 @@ def _is_inner_name(name: str) -> bool:
     return name in (MANIFEST, PLAN, PATCH)
 
 
-def _read_members(
-    archive: zipfile.ZipFile, limits: Limits, allowed: Callable[[str], bool]
-) -> dict[str, bytes]:
+def _read_members(archive: zipfile.ZipFile, limits: Limits, allowed: Callable[[str], bool]) -> dict[str, bytes]:
     """Every member's bytes, after checking names, types and declared sizes, counting actual bytes too."""
     infos = archive.infolist()
     _check_totals(len(infos), sum(info.file_size for info in infos), limits, "refused")
@@ -528,18 +517,14 @@ def _checkpoint_from(members: dict[str, bytes]) -> Checkpoint:
     try:
         manifest: Any = json.loads(members[MANIFEST])
     except (UnicodeDecodeError, json.JSONDecodeError):
-        raise CheckpointInvalid(
-            f"checkpoint's {MANIFEST} is not valid JSON: the checkpoint is damaged"
-        ) from None
+        raise CheckpointInvalid(f"checkpoint's {MANIFEST} is not valid JSON: the checkpoint is damaged") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
         raise CheckpointInvalid(
             f"checkpoint's {MANIFEST} is not of format {FORMAT}: it was written by another planeteer version"
         )
     meta = CheckpointMeta.from_json(manifest.get("meta"))
     files = manifest.get("files")
-    if not isinstance(files, dict) or not all(
-        isinstance(h, str) and _SHA256.match(h) for h in files.values()
-    ):
+    if not isinstance(files, dict) or not all(isinstance(h, str) and _SHA256.match(h) for h in files.values()):
         raise CheckpointInvalid(f"checkpoint's {MANIFEST} has no valid file list: the checkpoint is damaged")
     unlisted = sorted(set(members) - {MANIFEST} - set(files))
     if unlisted:
@@ -563,10 +548,6 @@ def _checkpoint_from(members: dict[str, bytes]) -> Checkpoint:
         parts = name.split("/", 2)
         if parts[0] == SESSIONS:
             if not belongs_to_plan(parts[1], meta.plan_id):
-                raise CheckpointInvalid(
-                    f"checkpoint holds session {parts[1]!r}, which is not its plan's: refused"
-                )
+                raise CheckpointInvalid(f"checkpoint holds session {parts[1]!r}, which is not its plan's: refused")
             sessions.setdefault(parts[1], {})[parts[2]] = data
-    return Checkpoint(
-        meta=meta, plan_bytes=members[PLAN], changes=members.get(PATCH, b""), session_files=sessions
-    )
+    return Checkpoint(meta=meta, plan_bytes=members[PLAN], changes=members.get(PATCH, b""), session_files=sessions)

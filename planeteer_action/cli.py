@@ -27,9 +27,10 @@ from .graph import blocked_tasks
 from .models import Plan, RecoveryChoice
 from .recovery import RECOVERY_CHOICES, RecoveryReport, delete_quietly
 from .runner import ProviderSettings, RunConfig, RunOutcome, copilot_runtime, run_plan
-from .runtime import PINNED_CLI_VERSION, cli_version, find_copilot_cli
-from .sessions import KIND_LABELS, classify, cleanup_candidates, discover_plans, mark_deleted
+from .runtime import cli_version, find_copilot_cli
+from .sessions import KIND_LABELS, ClassifiedSession, classify, cleanup_candidates, discover_plans, mark_deleted
 from .store import PlanLock, load_plan, save_plan
+from .twirp import ServiceError
 
 T = TypeVar("T")
 PLAN_DIR = ".planeteer"
@@ -96,25 +97,54 @@ def main() -> None:
 @main.command()
 @_PLAN
 @_WORKDIR
-@click.option("--concurrency", "-j", type=int, default=4, show_default=True, envvar="PLANETEER_CONCURRENCY",
-              help="Most tasks running at once. Env: PLANETEER_CONCURRENCY.")
-@click.option("--task-timeout", default="10m", show_default=True, envvar="PLANETEER_TASK_TIMEOUT",
-              help="Fail a task whose agent shows no activity for this long (e.g. 300, 90s, 10m, 1h). "
-              "Env: PLANETEER_TASK_TIMEOUT.")
+@click.option(
+    "--concurrency",
+    "-j",
+    type=int,
+    default=4,
+    show_default=True,
+    envvar="PLANETEER_CONCURRENCY",
+    help="Most tasks running at once. Env: PLANETEER_CONCURRENCY.",
+)
+@click.option(
+    "--task-timeout",
+    default="10m",
+    show_default=True,
+    envvar="PLANETEER_TASK_TIMEOUT",
+    help="Fail a task whose agent shows no activity for this long (e.g. 300, 90s, 10m, 1h). "
+    "Env: PLANETEER_TASK_TIMEOUT.",
+)
 @click.option("--model", envvar="PLANETEER_MODEL", help="Model for the agents. Env: PLANETEER_MODEL.")
-@click.option("--provider-base-url", envvar="PLANETEER_PROVIDER_BASE_URL",
-              help="Use your own OpenAI-compatible endpoint (BYOK) instead of Copilot's models; the key is "
-              "read from PLANETEER_PROVIDER_API_KEY. Env: PLANETEER_PROVIDER_BASE_URL.")
-@click.option("--provider-type", type=click.Choice(["openai", "azure", "anthropic"]), default="openai",
-              show_default=True, envvar="PLANETEER_PROVIDER_TYPE", help="API style of --provider-base-url.")
+@click.option(
+    "--provider-base-url",
+    envvar="PLANETEER_PROVIDER_BASE_URL",
+    help="Use your own OpenAI-compatible endpoint (BYOK) instead of Copilot's models; the key is "
+    "read from PLANETEER_PROVIDER_API_KEY. Env: PLANETEER_PROVIDER_BASE_URL.",
+)
+@click.option(
+    "--provider-type",
+    type=click.Choice(["openai", "azure", "anthropic"]),
+    default="openai",
+    show_default=True,
+    envvar="PLANETEER_PROVIDER_TYPE",
+    help="API style of --provider-base-url.",
+)
 @_COPILOT_HOME
-@click.option("--offline", is_flag=True, envvar="PLANETEER_OFFLINE",
-              help="Use the built-in local model: each task writes a note file through a real tool call. "
-              "Rehearses a plan and its CI wiring without Copilot credentials.")
-@click.option("--on-interrupted", type=click.Choice(RECOVERY_CHOICES), envvar="PLANETEER_ON_INTERRUPTED",
-              help="What to do with tasks an earlier run left unfinished, without asking: resume them in their "
-              "own sessions, start them fresh, or clean up their sessions and run nothing. On a terminal "
-              "planeteer asks; elsewhere the default is resume.")
+@click.option(
+    "--offline",
+    is_flag=True,
+    envvar="PLANETEER_OFFLINE",
+    help="Use the built-in local model: each task writes a note file through a real tool call. "
+    "Rehearses a plan and its CI wiring without Copilot credentials.",
+)
+@click.option(
+    "--on-interrupted",
+    type=click.Choice(RECOVERY_CHOICES),
+    envvar="PLANETEER_ON_INTERRUPTED",
+    help="What to do with tasks an earlier run left unfinished, without asking: resume them in their "
+    "own sessions, start them fresh, or clean up their sessions and run nothing. On a terminal "
+    "planeteer asks; elsewhere the default is resume.",
+)
 @_JSON
 def run(
     plan: Path,
@@ -181,7 +211,12 @@ def _ask_recovery(report: RecoveryReport) -> RecoveryChoice:
         found = "its session exists: can resume" if task.state == "resumable" else "session gone: must start fresh"
         table.add_row(f"{task.task_id}\n{task.session_id or '-'}", task.status, found, task.last_activity or "-")
     for orphan in report.orphans:
-        table.add_row(orphan.session_id, "orphan", "this plan's session, held by no task", str(orphan.modified_time or "-"))
+        table.add_row(
+            orphan.session_id,
+            "orphan",
+            "this plan's session, held by no task",
+            str(orphan.modified_time or "-"),
+        )
     console.print(table)
     console.print(
         "[bold]r[/]esume the interrupted tasks in their own sessions, start them [bold]f[/]resh, "
@@ -271,8 +306,9 @@ def status_summary(plan: Plan) -> dict[str, Any]:
             }
         )
     counts: dict[str, int] = {}
-    for entry in tasks:
-        counts[entry["status"]] = counts.get(entry["status"], 0) + 1
+    for task in plan.tasks:
+        shown = "blocked" if task.id in blocked else task.status
+        counts[shown] = counts.get(shown, 0) + 1
     execution = plan.execution
     return {
         "planId": plan.id,
@@ -284,13 +320,20 @@ def status_summary(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _console() -> Console:
+    """Tables for people: on a pipe, wide enough that session ids are never cut."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def _print_status(plan: Plan, summary: dict[str, Any]) -> None:
-    console = Console()
+    console = _console()
     done = summary["counts"].get("done", 0)
-    console.print(f"[bold]{plan.name}[/] — {done}/{len(plan.tasks)} done ({', '.join(f'{n} {s}' for s, n in summary['counts'].items())})")
+    tally = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
+    console.print(f"[bold]{plan.name}[/] — {done}/{len(plan.tasks)} done ({tally})")
     table = Table(show_edge=False, pad_edge=False)
     for column in ("Task", "Status", "Session", "Attempts", "Time", "Result"):
-        table.add_column(column, overflow="fold" if column == "Result" else "ellipsis")
+        minimum = 10 if column == "Result" else None
+        table.add_column(column, overflow="ellipsis", no_wrap=True, min_width=minimum)
     for entry in summary["tasks"]:
         result = (entry["result"] or "").strip().splitlines()
         table.add_row(
@@ -307,13 +350,20 @@ def _print_status(plan: Plan, summary: dict[str, Any]) -> None:
             console.print(f"[bold]{task.id}[/] attempts:")
             for a in task.attempts:
                 gone = " (session deleted)" if a.session_deleted else ""
-                console.print(f"  #{a.number} {a.session_id}{gone} — {a.reason}: {a.outcome}" + (f" — {a.error}" if a.error else ""))
+                console.print(
+                    f"  #{a.number} {a.session_id}{gone} — {a.reason}: {a.outcome}"
+                    + (f" — {a.error}" if a.error else "")
+                )
     for recovery in summary["recoveries"]:
         console.print(
             f"recovery at {recovery['at']}: {recovery['choice']}"
             + (f", resumed {', '.join(recovery.get('resumed', []))}" if recovery.get("resumed") else "")
             + (f", restarted {', '.join(recovery.get('restarted', []))}" if recovery.get("restarted") else "")
-            + (f", deleted {len(recovery.get('deletedSessions', []))} session(s)" if recovery.get("deletedSessions") else "")
+            + (
+                f", deleted {len(recovery.get('deletedSessions', []))} session(s)"
+                if recovery.get("deletedSessions")
+                else ""
+            )
         )
 
 
@@ -339,7 +389,9 @@ def retry(plan: Path, tasks: tuple[str, ...]) -> None:
                     raise PlaneteerError(f"no task {task_id!r} in {plan}: `planeteer status {plan}` lists the ids")
                 task = loaded.task(task_id)
                 if task.status not in ("failed", "interrupted", "in_progress"):
-                    raise PlaneteerError(f"task {task_id!r} is {task.status}, not failed or interrupted: nothing to retry")
+                    raise PlaneteerError(
+                        f"task {task_id!r} is {task.status}, not failed or interrupted: nothing to retry"
+                    )
             unblocked = blocked_tasks(loaded)
             for task_id in tasks:
                 task = loaded.task(task_id)
@@ -388,9 +440,13 @@ def doctor(plan_path: Path | None, workdir: Path, copilot_home: Path | None, as_
         home = copilot_home or Path(os.environ.get("COPILOT_HOME", Path.home() / ".copilot"))
         logged_in = (home / "config.json").exists()
         detail = (
-            f"token from {token_vars[0]}" if token_vars
-            else ("Copilot CLI login found" if logged_in else
-                  "no token and no login: run `copilot` and /login, set COPILOT_GITHUB_TOKEN, or use --offline")
+            f"token from {token_vars[0]}"
+            if token_vars
+            else (
+                "Copilot CLI login found"
+                if logged_in
+                else "no token and no login: run `copilot` and /login, set COPILOT_GITHUB_TOKEN, or use --offline"
+            )
         )
         checks.append(("authentication", bool(token_vars) or logged_in, detail))
     context = git_context(workdir.resolve())
@@ -399,7 +455,9 @@ def doctor(plan_path: Path | None, workdir: Path, copilot_home: Path | None, as_
             "repository",
             context.root is not None,
             f"{context.repository or '(no GitHub remote: sessions are not filtered by repository)'} "
-            f"on {context.branch or '-'}" if context.root else f"{workdir} is not in a git repository",
+            f"on {context.branch or '-'}"
+            if context.root
+            else f"{workdir} is not in a git repository",
         )
     )
     if plan_path is not None:
@@ -413,7 +471,9 @@ def doctor(plan_path: Path | None, workdir: Path, copilot_home: Path | None, as_
         checks.append(("plan folder", writable, f"{folder} is {'writable' if writable else 'NOT writable'}"))
     ok = all(passed for name, passed, _ in checks if name != "repository")
     if as_json:
-        click.echo(json.dumps({"ok": ok, "checks": [{"name": n, "ok": p, "detail": d} for n, p, d in checks]}, indent=2))
+        click.echo(
+            json.dumps({"ok": ok, "checks": [{"name": n, "ok": p, "detail": d} for n, p, d in checks]}, indent=2)
+        )
     else:
         for name, passed, detail in checks:
             click.echo(f"{'ok ' if passed else 'FAIL'} {name:15} {detail}")
@@ -444,8 +504,11 @@ def _session_scope(
 
 
 def _with_agent(copilot_home: Path | None, work: Callable[[Agent], Awaitable[T]], workdir: Path) -> T:
-    config = RunConfig(plan_path=Path("-"), working_directory=workdir.resolve(),
-                       copilot_home=copilot_home.resolve() if copilot_home else None)
+    config = RunConfig(
+        plan_path=Path("-"),
+        working_directory=workdir.resolve(),
+        copilot_home=copilot_home.resolve() if copilot_home else None,
+    )
 
     async def go() -> T:
         async with copilot_runtime(config) as agent:
@@ -455,8 +518,12 @@ def _with_agent(copilot_home: Path | None, work: Callable[[Agent], Awaitable[T]]
 
 
 _SCOPE_OPTIONS = [
-    click.option("--plan", "plan_path", type=click.Path(path_type=Path, dir_okay=False),
-                 help="The plan whose sessions to single out (plans in .planeteer/ are always consulted)."),
+    click.option(
+        "--plan",
+        "plan_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        help="The plan whose sessions to single out (plans in .planeteer/ are always consulted).",
+    ),
     click.option("--repository", help="OWNER/REPO to look in (default: this checkout's GitHub remote)."),
     click.option("--branch", help="Branch to look in (default: the current branch)."),
     _WORKDIR,
@@ -474,8 +541,12 @@ def _scope_options(func: Callable[..., Any]) -> Callable[..., Any]:
 @_scope_options
 @_JSON
 def sessions_list(
-    plan_path: Path | None, repository: str | None, branch: str | None, workdir: Path,
-    copilot_home: Path | None, as_json: bool,
+    plan_path: Path | None,
+    repository: str | None,
+    branch: str | None,
+    workdir: Path,
+    copilot_home: Path | None,
+    as_json: bool,
 ) -> None:
     """List the sessions of a repository and branch, each marked as held by a plan's task, an orphan of
     a known plan, another plan's, or not planeteer's.
@@ -494,25 +565,39 @@ def sessions_list(
     if as_json:
         click.echo(json.dumps([_session_json(s) for s in classified], indent=2, ensure_ascii=False))
         return
-    console = Console()
+    console = _console()
     console.print(f"sessions of {repo or 'any repository'} on {br or 'any branch'}: {len(classified)}")
     table = Table(show_edge=False, pad_edge=False)
     for column in ("Session", "Kind", "Plan / task", "Age", "Summary"):
         table.add_column(column, overflow="ellipsis")
     for s in sorted(classified, key=lambda s: (s.kind, s.info.session_id)):
         table.add_row(
-            s.info.session_id, KIND_LABELS[s.kind],
-            f"{s.plan_id or ''}{' / ' + s.task_id if s.task_id else ''}{f' ({s.task_status})' if s.task_status else ''}",
-            format_duration(s.age_seconds()), (s.info.summary or "").splitlines()[0][:60] if s.info.summary else "",
+            s.info.session_id,
+            KIND_LABELS[s.kind],
+            _owner(s),
+            format_duration(s.age_seconds()),
+            (s.info.summary or "").splitlines()[0][:60] if s.info.summary else "",
         )
     console.print(table)
 
 
-def _session_json(s: Any) -> dict[str, Any]:
+def _owner(s: ClassifiedSession) -> str:
+    task = f" / {s.task_id}" if s.task_id else ""
+    status = f" ({s.task_status})" if s.task_status else ""
+    return f"{s.plan_id or ''}{task}{status}"
+
+
+def _session_json(s: ClassifiedSession) -> dict[str, Any]:
     return {
-        "sessionId": s.info.session_id, "kind": s.kind, "planId": s.plan_id, "taskId": s.task_id,
-        "taskStatus": s.task_status, "ageSeconds": s.age_seconds(), "summary": s.info.summary,
-        "repository": s.info.repository, "branch": s.info.branch,
+        "sessionId": s.info.session_id,
+        "kind": s.kind,
+        "planId": s.plan_id,
+        "taskId": s.task_id,
+        "taskStatus": s.task_status,
+        "ageSeconds": s.age_seconds(),
+        "summary": s.info.summary,
+        "repository": s.info.repository,
+        "branch": s.info.branch,
     }
 
 
@@ -523,8 +608,15 @@ def _session_json(s: Any) -> dict[str, Any]:
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation.")
 @_JSON
 def sessions_cleanup(
-    plan_path: Path | None, repository: str | None, branch: str | None, workdir: Path,
-    copilot_home: Path | None, older_than: str | None, dry_run: bool, yes: bool, as_json: bool,
+    plan_path: Path | None,
+    repository: str | None,
+    branch: str | None,
+    workdir: Path,
+    copilot_home: Path | None,
+    older_than: str | None,
+    dry_run: bool,
+    yes: bool,
+    as_json: bool,
 ) -> None:
     """Delete planeteer's orphaned sessions: those of a readable plan that no task can still resume.
 
@@ -549,7 +641,9 @@ def sessions_cleanup(
             return ids
         if not yes:
             if not _interactive():
-                raise PlaneteerError(f"{len(ids)} session(s) would be deleted: pass --yes to confirm without a terminal")
+                raise PlaneteerError(
+                    f"{len(ids)} session(s) would be deleted: pass --yes to confirm without a terminal"
+                )
             for session_id in ids:
                 click.echo(f"  {session_id}", err=True)
             if not click.confirm(f"Delete these {len(ids)} session(s)?", err=True):
@@ -576,3 +670,100 @@ def _record_deletions(plans: dict[Path, Plan], ids: set[str]) -> None:
             with PlanLock(path).held():
                 plan.touch()
                 save_plan(plan, path)
+
+
+@main.command()
+@click.option("--repository", required=True, help="OWNER/REPO the workflow ran in.")
+@click.option("--run", "run_id", type=int, required=True, help="The workflow run id (from its URL).")
+@click.option("--plan-id", help="Which plan's checkpoint, when the run holds several.")
+@click.option("--state-name", help="The action's state-name input, if the workflow set one.")
+@click.option(
+    "--plan",
+    "plan_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Where to write the plan (default .planeteer/<plan id>.json under --workdir).",
+)
+@click.option(
+    "--apply-changes",
+    is_flag=True,
+    help="Also apply the work the run's finished tasks did to this checkout (it must be at the run's commit).",
+)
+@_WORKDIR
+@_COPILOT_HOME
+@click.option(
+    "--api-url",
+    envvar="GITHUB_API_URL",
+    default="https://api.github.com",
+    show_default=True,
+    help="REST API root (GitHub Enterprise Server: https://HOST/api/v3). Env: GITHUB_API_URL.",
+)
+def pull(
+    repository: str,
+    run_id: int,
+    plan_id: str | None,
+    state_name: str | None,
+    plan_path: Path | None,
+    apply_changes: bool,
+    workdir: Path,
+    copilot_home: Path | None,
+    api_url: str,
+) -> None:
+    """Fetch a workflow run's newest checkpoint so the execution can be inspected and resumed here.
+
+    The plan goes into the plan folder and the sessions into the Copilot home, exactly as a re-run
+    would restore them; then `planeteer status` shows the run and `planeteer run` resumes it.
+    Needs a token that can read the run's artifacts in GITHUB_TOKEN or GH_TOKEN; an encrypted
+    checkpoint needs its key in PLANETEER_STATE_KEY.
+
+    \b
+    Example:
+      GITHUB_TOKEN=$(gh auth token) planeteer pull --repository octo/app --run 123456 --apply-changes
+      planeteer status .planeteer/app.json && planeteer run .planeteer/app.json
+    """
+    from .action.checkpoints import RestoreTarget, default_state_name, restore_checkpoint, states_in
+    from .run_artifacts import RunArtifacts
+
+    token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
+    if not token:
+        _fail("set GITHUB_TOKEN (or GH_TOKEN) to a token that can read the run's artifacts, e.g. $(gh auth token)")
+        return
+    warnings: list[str] = []
+    try:
+        rest = RunArtifacts(token, repository, api_url)
+        state = state_name or (default_state_name(plan_id) if plan_id else None)
+        if state is None:
+            states = sorted(states_in([a.name for a in rest.list(run_id, name_prefix="planeteer-")]))
+            if len(states) != 1:
+                found = ", ".join(states) if states else "none"
+                raise PlaneteerError(f"run {run_id} holds checkpoints of these plans: {found}: pass --plan-id")
+            state = states[0]
+        home = (copilot_home or Path(os.environ.get("COPILOT_HOME", Path.home() / ".copilot"))).resolve()
+        staging = workdir / PLAN_DIR / f".pull-{run_id}.json"
+        target = RestoreTarget(
+            staging,
+            workdir.resolve(),
+            home,
+            os.environ.get("PLANETEER_STATE_KEY") or None,
+            apply_work=apply_changes,
+        )
+        restored = restore_checkpoint(state, run_id, plan_id, rest, None, target, warnings.append)
+        if restored is None:
+            raise PlaneteerError("; ".join(warnings) or f"no checkpoint found in run {run_id}")
+        pulled = load_plan(staging)
+        destination = plan_path or workdir / PLAN_DIR / f"{pulled.id}.json"
+        with PlanLock(destination).held():
+            staging.replace(destination)
+        save_plan(pulled, destination)
+    except PlaneteerError as exc:
+        _fail(str(exc), exc.exit_code)
+        return
+    except ServiceError as exc:
+        _fail(str(exc), EXIT_TASKS_FAILED)
+        return
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    click.echo(restored.describe())
+    click.echo(f"plan: {destination}  sessions: {home}/session-state")
+    if restored.base_commit and not apply_changes:
+        click.echo(f"the run's work is not applied here: check out {restored.base_commit} and pass --apply-changes")
+    click.echo(f"next: planeteer status {destination}   then: planeteer run {destination}")

@@ -9,6 +9,7 @@ ids, which is what a later run resumes.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,7 +154,7 @@ class Executor:
                 mode="resume" if resume else "create",
                 working_directory=self._options.working_directory,
                 quiet_timeout=self._options.quiet_timeout,
-                on_activity=lambda text, task_id=task.id: self.emit(TaskActivity(task_id=task_id, text=text)),
+                on_activity=functools.partial(self._report_activity, task.id),
             )
             try:
                 result = await self._agent.run_turn(request)
@@ -186,6 +187,9 @@ class Executor:
             self._save()
             self.emit(TaskDone(task_id=task.id, session_id=attempt.session_id, summary=result.summary))
             return
+
+    def _report_activity(self, task_id: str, text: str) -> None:
+        self.emit(TaskActivity(task_id=task_id, text=text))
 
     def _begin_attempt(self, task: Task, resume: bool) -> Attempt:
         """Write-ahead: the session id is in the saved plan before the session can exist."""

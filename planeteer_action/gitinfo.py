@@ -28,9 +28,7 @@ class GitContext:
 def git(cwd: Path, *args: str) -> str | None:
     """Run git and return its stripped output, or None when git fails or is missing."""
     try:
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False
-        )
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

@@ -14,8 +14,7 @@ def check_graph(plan: Plan) -> None:
     duplicates = sorted(task_id for task_id, n in counts.items() if n > 1)
     if duplicates:
         raise PlanInvalid(
-            f"duplicate task id {duplicates[0]!r} ({counts[duplicates[0]]} tasks share it): "
-            "give every task a unique id"
+            f"duplicate task id {duplicates[0]!r} ({counts[duplicates[0]]} tasks share it): give every task a unique id"
         )
     ids = set(counts)
     for task in plan.tasks:

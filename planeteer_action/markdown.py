@@ -33,9 +33,7 @@ def plan_to_markdown(plan: Plan) -> str:
             lines.append("**Attempts:**")
             for attempt in task.attempts:
                 error = f" — {attempt.error}" if attempt.error else ""
-                lines.append(
-                    f"- #{attempt.number} `{attempt.session_id}` {attempt.reason}: {attempt.outcome}{error}"
-                )
+                lines.append(f"- #{attempt.number} `{attempt.session_id}` {attempt.reason}: {attempt.outcome}{error}")
             lines.append("")
     return "\n".join(lines)
 

@@ -67,9 +67,7 @@ class RunArtifacts:
             backoff_factor=policy.base_delay,
             status_forcelist=sorted(RETRYABLE_STATUSES),
         )
-        self._github = Github(
-            base_url=self._api_url, auth=Auth.Token(token), per_page=100, retry=github_retry
-        )
+        self._github = Github(base_url=self._api_url, auth=Auth.Token(token), per_page=100, retry=github_retry)
 
     def list(self, run_id: int, name_prefix: str = "") -> builtins.list[RunArtifact]:
         """The artifacts of run `run_id` (all attempts) whose names start with `name_prefix`."""
@@ -91,9 +89,7 @@ class RunArtifacts:
             raise self._http_error(doing, exc.status) from None
         except requests.RequestException as exc:
             host = urlsplit(self._api_url).netloc
-            raise self._transport.error(
-                f"{doing}: no usable answer from {host} ({type(exc).__name__})"
-            ) from None
+            raise self._transport.error(f"{doing}: no usable answer from {host} ({type(exc).__name__})") from None
 
     def download(self, artifact_id: int, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES) -> bytes:
         """The bytes of artifact `artifact_id`; refuses artifacts larger than `max_bytes`."""

@@ -75,9 +75,7 @@ class RunOutcome:
 
     @property
     def exit_code(self) -> int:
-        return {"complete": EXIT_OK, "cleaned": EXIT_OK, "failed": EXIT_TASKS_FAILED}.get(
-            self.status, EXIT_INTERRUPTED
-        )
+        return {"complete": EXIT_OK, "cleaned": EXIT_OK, "failed": EXIT_TASKS_FAILED}.get(self.status, EXIT_INTERRUPTED)
 
 
 def check_config(config: RunConfig) -> None:

@@ -55,9 +55,7 @@ def discover_plans(folder: Path) -> dict[Path, Plan]:
 
 
 def classify(sessions: Iterable[SessionInfo], plans: list[Plan]) -> list[ClassifiedSession]:
-    holders = {
-        task.session_id: (plan, task) for plan in plans for task in plan.tasks if task.session_id is not None
-    }
+    holders = {task.session_id: (plan, task) for plan in plans for task in plan.tasks if task.session_id is not None}
     result = []
     for info in sessions:
         held = holders.get(info.session_id)

@@ -68,8 +68,16 @@ class _JsStyleEncoder(json.JSONEncoder):
 
     def iterencode(self, o: Any, _one_shot: bool = False) -> Iterator[str]:
         return json.encoder._make_iterencode(  # type: ignore[attr-defined]
-            {}, self.default, json.encoder.py_encode_basestring, self.indent, _js_number,
-            self.key_separator, self.item_separator, self.sort_keys, self.skipkeys, _one_shot,
+            {},
+            self.default,
+            json.encoder.py_encode_basestring,
+            self.indent,
+            _js_number,
+            self.key_separator,
+            self.item_separator,
+            self.sort_keys,
+            self.skipkeys,
+            _one_shot,
         )(o, 0)
 
 
@@ -79,7 +87,7 @@ def _js_number(value: float) -> str:
         return "null"
     if value == 0:
         return "0"
-    sign, digit_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
+    _, digit_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
     digits = "".join(map(str, digit_tuple))
     k, n = len(digits), int(exponent) + len(digits)
     if k <= n <= 21:

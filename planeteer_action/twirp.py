@@ -168,9 +168,7 @@ class TwirpClient:
 
     def call(self, method: str, body: Mapping[str, Any]) -> dict[str, Any]:
         """POST `body` as JSON to `method`; the decoded answer, or the service's error raised."""
-        response = self.transport.send(
-            method, "POST", self._base + method, json=dict(body), headers=self._headers
-        )
+        response = self.transport.send(method, "POST", self._base + method, json=dict(body), headers=self._headers)
         if not 200 <= response.status_code < 300:
             code, msg = _twirp_error(response)
             detail = f" {code}: {msg}" if code else ""
@@ -234,9 +232,7 @@ def get_blob(transport: HttpTransport, label: str, signed_url: str, *, max_bytes
                 chunks.append(chunk)
         except requests.RequestException as exc:
             host = urlsplit(signed_url).netloc
-            raise transport.error(
-                f"{label}: the download from {host} broke off ({type(exc).__name__})"
-            ) from None
+            raise transport.error(f"{label}: the download from {host} broke off ({type(exc).__name__})") from None
     return b"".join(chunks)
 
 

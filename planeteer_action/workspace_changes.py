@@ -69,9 +69,7 @@ def capture_changes(
     root = _toplevel(repo_dir)
     with tempfile.TemporaryDirectory(prefix="planeteer-index-") as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        real_index = Path(
-            _git(root, "rev-parse", "--path-format=absolute", "--git-path", "index").decode().strip()
-        )
+        real_index = Path(_git(root, "rev-parse", "--path-format=absolute", "--git-path", "index").decode().strip())
         if real_index.is_file():
             # A copy keeps the stat cache, so unchanged files are not hashed again.
             shutil.copyfile(real_index, env["GIT_INDEX_FILE"])
@@ -96,9 +94,7 @@ def capture_changes(
         return patch_file.read_bytes()
 
 
-def apply_changes(
-    repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES
-) -> list[str]:
+def apply_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[str]:
     """Apply a patch from `capture_changes` to the working tree; return the changed paths (from the git root).
 
     Refuses, changing nothing, unless HEAD is `base_commit` and the whole patch applies cleanly.
@@ -125,9 +121,7 @@ def apply_changes(
         )
     listing = _git(root, "apply", "--numstat", "-z", "--binary", "-", stdin=patch)
     _git(root, "apply", "--binary", "-", stdin=patch)
-    return [
-        entry.split(b"\t", 2)[2].decode("utf-8", "surrogateescape") for entry in listing.split(b"\0") if entry
-    ]
+    return [entry.split(b"\t", 2)[2].decode("utf-8", "surrogateescape") for entry in listing.split(b"\0") if entry]
 
 
 def _toplevel(repo_dir: Path) -> Path:
@@ -156,8 +150,7 @@ def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes 
     result = _run(cwd, list(args), env, stdin=stdin)
     if result.returncode != 0:
         raise WorkspaceChangesError(
-            f"git {args[0]} failed in {cwd}: {_first_line(result.stderr)}: "
-            "check that it is a healthy git checkout"
+            f"git {args[0]} failed in {cwd}: {_first_line(result.stderr)}: check that it is a healthy git checkout"
         )
     return result.stdout
 

@@ -56,9 +56,7 @@ def test_entries_are_immutable(fake: FakeGitHubServices, sleeps: list[float]) ->
     assert len(fake.cache_entries) == 1
 
 
-def test_restore_prefers_exact_then_newest_prefix_match(
-    fake: FakeGitHubServices, sleeps: list[float]
-) -> None:
+def test_restore_prefers_exact_then_newest_prefix_match(fake: FakeGitHubServices, sleeps: list[float]) -> None:
     store = cache(fake, sleeps)
     store.save("planeteer-run-9-a1-0001", b"oldest")
     store.save("planeteer-run-9-a1-0002", b"newer")
@@ -105,9 +103,7 @@ def test_from_env_needs_the_v2_service(fake: FakeGitHubServices) -> None:
     env = fake.runtime_env(9)
     assert ActionsCache.from_env(env) is not None
     assert ActionsCache.from_env({**env, "ACTIONS_CACHE_SERVICE_VERSION": "v1"}) is None
-    assert (
-        ActionsCache.from_env({k: v for k, v in env.items() if k != "ACTIONS_CACHE_SERVICE_VERSION"}) is None
-    )
+    assert ActionsCache.from_env({k: v for k, v in env.items() if k != "ACTIONS_CACHE_SERVICE_VERSION"}) is None
     assert ActionsCache.from_env({k: v for k, v in env.items() if k != "ACTIONS_RUNTIME_TOKEN"}) is None
 
 

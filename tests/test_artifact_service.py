@@ -32,12 +32,8 @@ def sleeps() -> list[float]:
     return []
 
 
-def service(
-    fake: FakeGitHubServices, sleeps: list[float], run_id: int = 101, attempt: int = 1
-) -> ArtifactService:
-    found = ArtifactService.from_env(
-        fake.runtime_env(run_id, attempt), retry=RetryPolicy(sleep=sleeps.append)
-    )
+def service(fake: FakeGitHubServices, sleeps: list[float], run_id: int = 101, attempt: int = 1) -> ArtifactService:
+    found = ArtifactService.from_env(fake.runtime_env(run_id, attempt), retry=RetryPolicy(sleep=sleeps.append))
     assert found is not None
     return found
 
@@ -95,9 +91,7 @@ def test_a_token_without_the_results_scope_is_refused_without_echoing_it(fake: F
     assert "not-a-jwt-but-a-secret" not in str(caught.value)
 
 
-def test_duplicate_name_in_the_same_attempt_is_a_clear_error(
-    fake: FakeGitHubServices, sleeps: list[float]
-) -> None:
+def test_duplicate_name_in_the_same_attempt_is_a_clear_error(fake: FakeGitHubServices, sleeps: list[float]) -> None:
     artifacts = service(fake, sleeps)
     artifacts.upload("state-1", b"first")
 
@@ -133,9 +127,7 @@ def test_other_jobs_of_the_attempt_see_the_artifact_but_not_other_attempts(
     assert second_attempt.download("state-1") == b"two"
 
 
-def test_transient_failures_are_retried_with_growing_waits(
-    fake: FakeGitHubServices, sleeps: list[float]
-) -> None:
+def test_transient_failures_are_retried_with_growing_waits(fake: FakeGitHubServices, sleeps: list[float]) -> None:
     fake.fail_next("CreateArtifact", 503, times=2)
     fake.fail_next("/actions-results/", 500)
     fake.fail_next("FinalizeArtifact", 429)
@@ -155,9 +147,7 @@ def test_transient_failures_are_retried_with_growing_waits(
 def test_gives_up_after_five_attempts(fake: FakeGitHubServices, sleeps: list[float]) -> None:
     fake.fail_next("ListArtifacts", 503, times=5)
 
-    with pytest.raises(
-        ArtifactServiceError, match="ListArtifacts failed after 5 attempts: HTTP 503"
-    ) as caught:
+    with pytest.raises(ArtifactServiceError, match="ListArtifacts failed after 5 attempts: HTTP 503") as caught:
         service(fake, sleeps).list()
 
     assert caught.value.status == 503
@@ -239,10 +229,7 @@ def test_the_fake_checks_size_and_hash_on_finalize(fake: FakeGitHubServices) -> 
     assert finalize(size="3", sizes="3").json()["code"] == "malformed"  # a misspelt field fails loudly
     assert finalize(size="3", hash=f"sha256:{hashlib.sha256(b'abc').hexdigest()}").json()["ok"] is True
     assert requests.put(upload_url, data=b"new", headers=block_blob).status_code == 409  # sealed
-    assert (
-        requests.post(url + "ListArtifacts", json=ids, headers={"Authorization": "Bearer nope"}).status_code
-        == 401
-    )
+    assert requests.post(url + "ListArtifacts", json=ids, headers={"Authorization": "Bearer nope"}).status_code == 401
 
 
 def test_a_subprocess_uploads_to_the_same_fake(fake: FakeGitHubServices, sleeps: list[float]) -> None:
@@ -254,9 +241,7 @@ def test_a_subprocess_uploads_to_the_same_fake(fake: FakeGitHubServices, sleeps:
         print(ArtifactService.from_env(os.environ).upload("from-child", b"child bytes"))
         """
     )
-    child = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60
-    )
+    child = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
 
     assert child.returncode == 0, child.stderr
     assert service(fake, sleeps, run_id=77).download("from-child") == b"child bytes"

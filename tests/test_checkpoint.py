@@ -130,9 +130,7 @@ def test_a_plain_checkpoint_round_trips_into_a_fresh_copilot_home(source_home: P
     assert os.listdir(target) == ["session-state"]
 
 
-def test_a_sealed_checkpoint_round_trips_and_shows_nothing_in_clear(
-    source_home: Path, tmp_path: Path
-) -> None:
+def test_a_sealed_checkpoint_round_trips_and_shows_nothing_in_clear(source_home: Path, tmp_path: Path) -> None:
     data = build(source_home, KEY)
 
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
@@ -175,9 +173,7 @@ def test_a_file_over_the_per_file_limit_stops_the_save(source_home: Path, tmp_pa
 # Restoring ------------------------------------------------------------------------------------------------
 
 
-def test_restore_replaces_a_same_id_folder_and_leaves_other_sessions_alone(
-    source_home: Path, tmp_path: Path
-) -> None:
+def test_restore_replaces_a_same_id_folder_and_leaves_other_sessions_alone(source_home: Path, tmp_path: Path) -> None:
     target = tmp_path / "fresh-copilot"
     (target / "session-state" / FIRST).mkdir(parents=True)
     (target / "session-state" / FIRST / "stale.txt").write_text("from an older attempt\n")
@@ -301,9 +297,7 @@ REFUSALS: dict[str, tuple[Make, str | None, type[CheckpointError], str]] = {
         "(wrong key or tampered)",
     ),
     "edited public manifest": (
-        lambda plain, sealed: rewrite(
-            sealed, lambda m: m.update({"manifest-public.json": b'{"attempt": 9}'})
-        ),
+        lambda plain, sealed: rewrite(sealed, lambda m: m.update({"manifest-public.json": b'{"attempt": 9}'})),
         KEY,
         CheckpointKeyMismatch,
         "(wrong key or tampered)",
@@ -381,9 +375,7 @@ REFUSALS: dict[str, tuple[Make, str | None, type[CheckpointError], str]] = {
         "unsafe or unexpected name",
     ),
     "symlink member": (
-        lambda plain, sealed: forge(
-            {**PLAN_ONLY, EVENTS: b"/etc/passwd"}, modes={EVENTS: stat.S_IFLNK | 0o777}
-        ),
+        lambda plain, sealed: forge({**PLAN_ONLY, EVENTS: b"/etc/passwd"}, modes={EVENTS: stat.S_IFLNK | 0o777}),
         None,
         CheckpointInvalid,
         "is a symlink or special file",
@@ -448,9 +440,7 @@ def test_a_bad_checkpoint_is_refused_with_its_reason_and_writes_nothing(
 
 def test_an_oversized_archive_is_refused_before_it_is_read(source_home: Path) -> None:
     with pytest.raises(CheckpointTooLarge, match="over the limit of 1000"):
-        open_checkpoint(
-            build(source_home), key=None, expected_plan_id=None, limits=Limits(max_archive_bytes=1000)
-        )
+        open_checkpoint(build(source_home), key=None, expected_plan_id=None, limits=Limits(max_archive_bytes=1000))
 
 
 # Artifact names -------------------------------------------------------------------------------------------

@@ -18,7 +18,11 @@ from planeteer_action.store import load_plan, save_plan
 
 def _plan(edges: dict[str, list[str]]) -> Plan:
     return Plan.model_validate(
-        {"id": "plan-x", "name": "x", "tasks": [{"id": t, "title": t, "dependsOn": d} for t, d in edges.items()]}
+        {
+            "id": "plan-x",
+            "name": "x",
+            "tasks": [{"id": t, "title": t, "dependsOn": d} for t, d in edges.items()],
+        }
     )
 
 

@@ -33,7 +33,15 @@ def test_unknown_fields_survive_execution_changes(plan_file: Path) -> None:
     saved = json.loads(plan_file.read_text())
     e2e = saved["tasks"][3]
     assert e2e["estimate"] == {"hours": 3, "confidence": 0.5, "big": 1e21, "small": 1.5e-7}
-    assert list(e2e)[:7] == ["id", "title", "description", "acceptanceCriteria", "dependsOn", "status", "estimate"]
+    assert list(e2e)[:7] == [
+        "id",
+        "title",
+        "description",
+        "acceptanceCriteria",
+        "dependsOn",
+        "status",
+        "estimate",
+    ]
     assert e2e["sessionId"] == "planeteer-00000000-e2e-a1"
     assert e2e["attempts"][0]["sessionId"] == "planeteer-00000000-e2e-a1"
     assert saved["skills"] == [{"name": "python", "enabled": True}, {"name": "web", "enabled": False}]
@@ -61,7 +69,7 @@ def test_markdown_view_is_written_beside_the_plan(plan_file: Path) -> None:
 
 
 def test_markdown_of_a_long_chain_does_not_recurse(tmp_path: Path) -> None:
-    tasks = [{"id": f"t{i}", "title": "x", "dependsOn": [f"t{i-1}"] if i else []} for i in range(3000)]
+    tasks = [{"id": f"t{i}", "title": "x", "dependsOn": [f"t{i - 1}"] if i else []} for i in range(3000)]
     path = tmp_path / "chain.json"
     path.write_text(json.dumps({"id": "c", "name": "chain", "tasks": tasks}))
     save_plan(load_plan(path), path)

@@ -80,9 +80,7 @@ def test_lists_across_pages(fake: FakeGitHubServices, sleeps: list[float]) -> No
     assert len(pages) == 2 and "per_page=100" in pages[0].query
 
 
-def test_download_follows_the_redirect_without_the_token(
-    fake: FakeGitHubServices, sleeps: list[float]
-) -> None:
+def test_download_follows_the_redirect_without_the_token(fake: FakeGitHubServices, sleeps: list[float]) -> None:
     artifact_id = upload(fake, 1, "planeteer-state-a1-0001", b"zip bytes")
 
     assert rest(fake, sleeps).download(artifact_id) == b"zip bytes"
@@ -140,9 +138,7 @@ def test_listing_gives_up_after_five_attempts(fake: FakeGitHubServices, sleeps: 
     assert sum(1 for r in fake.requests if r.path.endswith(f"/runs/{RUN}/artifacts")) == 5
 
 
-def test_expired_artifacts_are_flagged_and_not_downloadable(
-    fake: FakeGitHubServices, sleeps: list[float]
-) -> None:
+def test_expired_artifacts_are_flagged_and_not_downloadable(fake: FakeGitHubServices, sleeps: list[float]) -> None:
     artifact_id = upload(fake, 1, "state", b"old")
     fake.artifacts[0].expired = True
 
@@ -191,9 +187,7 @@ def test_github_enterprise_server_base_url(fake: FakeGitHubServices, sleeps: lis
 
     assert [a.id for a in client.list(RUN, "planeteer-state-")] == [artifact_id]
     assert client.download(artifact_id) == b"on ghes"
-    api_paths = [
-        r.path for r in fake.requests if r.host.startswith("127.0.0.1") and not r.path.startswith("/twirp")
-    ]
+    api_paths = [r.path for r in fake.requests if r.host.startswith("127.0.0.1") and not r.path.startswith("/twirp")]
     assert api_paths and all(path.startswith("/api/v3/repos/octo-org/planeteer") for path in api_paths)
 
 

@@ -17,7 +17,10 @@ def _plan(tasks: list[dict[str, object]], **extra: object) -> str:
 
 
 BAD_PLANS = {
-    "malformed": ('{"id": "p",\n  "name": "demo"\n  "tasks": []}', r":3:3: malformed JSON \(Expecting ',' delimiter\)"),
+    "malformed": (
+        '{"id": "p",\n  "name": "demo"\n  "tasks": []}',
+        r":3:3: malformed JSON \(Expecting ',' delimiter\)",
+    ),
     "not-an-object": ("[1, 2]", r"a plan is a JSON object with id, name and tasks, not an array"),
     "missing-tasks": ('{"id": "p", "name": "demo"}', r"tasks: required field is missing"),
     "missing-title": (_plan([{"id": "a"}]), r"tasks\[0\] \(task 'a'\)\.title: required field is missing"),

@@ -94,9 +94,7 @@ def make_changes(repo: Path) -> None:
     (repo / "debug.log").write_text("ignored: must not travel\n")
 
 
-def test_round_trip_to_a_fresh_clone_at_another_path_gives_identical_trees(
-    origin: Path, tmp_path: Path
-) -> None:
+def test_round_trip_to_a_fresh_clone_at_another_path_gives_identical_trees(origin: Path, tmp_path: Path) -> None:
     base = head_commit(origin)
     clone = clone_at(origin, tmp_path / "elsewhere" / "clone")
     make_changes(origin)
@@ -134,9 +132,7 @@ def test_work_committed_after_the_base_commit_still_travels(origin: Path, tmp_pa
     assert (clone / "src" / "more.py").read_text() == "x = 1\n"
 
 
-def test_a_subdirectory_of_the_repository_captures_and_applies_the_whole_tree(
-    origin: Path, tmp_path: Path
-) -> None:
+def test_a_subdirectory_of_the_repository_captures_and_applies_the_whole_tree(origin: Path, tmp_path: Path) -> None:
     base = head_commit(origin)
     clone = clone_at(origin, tmp_path / "clone")
     make_changes(origin)
@@ -156,9 +152,7 @@ def test_excluded_paths_stay_out_of_the_patch(origin: Path, tmp_path: Path) -> N
     (origin / "plans" / "plan.json").write_text('{"id": "p"}')
     (origin / "plans" / "plan.md").write_text("# plan")
     (origin / ".copilot" / "session-state" / "planeteer-0a1b2c3d-t-a1").mkdir(parents=True)
-    (origin / ".copilot" / "session-state" / "planeteer-0a1b2c3d-t-a1" / "events.jsonl").write_text(
-        "secret\n"
-    )
+    (origin / ".copilot" / "session-state" / "planeteer-0a1b2c3d-t-a1" / "events.jsonl").write_text("secret\n")
     (origin / "src" / "app.py").write_text("print('edited, excluded')\n")
     (origin / "kept.txt").write_text("travels\n")
 

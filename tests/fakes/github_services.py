@@ -286,18 +286,14 @@ class FakeGitHubServices:
 
     # -- dispatch --------------------------------------------------------------------------------------
 
-    def handle(
-        self, method: str, host: str, target: str, headers: dict[str, str], body: bytes
-    ) -> _Reply | None:
+    def handle(self, method: str, host: str, target: str, headers: dict[str, str], body: bytes) -> _Reply | None:
         """Answer one request; None means: drop the connection without an answer."""
         split = urlsplit(target)
         with self._lock:
             reply = self._injected_fault(split.path) or self._route(
                 method, host, split.path, split.query, headers, body
             )
-            self._requests.append(
-                RecordedRequest(method, host, split.path, split.query, headers, body, reply.status)
-            )
+            self._requests.append(RecordedRequest(method, host, split.path, split.query, headers, body, reply.status))
         return reply if reply.status else None
 
     def _injected_fault(self, path: str) -> _Reply | None:
@@ -314,9 +310,7 @@ class FakeGitHubServices:
                 return _rest_error(fault.status, "injected fault")
         return None
 
-    def _route(
-        self, method: str, host: str, path: str, query: str, headers: dict[str, str], body: bytes
-    ) -> _Reply:
+    def _route(self, method: str, host: str, path: str, query: str, headers: dict[str, str], body: bytes) -> _Reply:
         if host == f"localhost:{self.port}":
             return self._blob(method, path, query, headers, body)
         if host != f"127.0.0.1:{self.port}":
@@ -341,9 +335,7 @@ class FakeGitHubServices:
     def _blob(self, method: str, path: str, query: str, headers: dict[str, str], body: bytes) -> _Reply:
         tokens = [self.rest_token, *self._scopes]
         if "authorization" in headers or any(t in v for v in headers.values() for t in tokens):
-            return _azure_error(
-                403, "AuthenticationFailed", "credentials must never be sent to the blob host"
-            )
+            return _azure_error(403, "AuthenticationFailed", "credentials must never be sent to the blob host")
         params = {k: v[0] for k, v in parse_qs(query).items()}
         permissions, expiry = params.get("sp", ""), params.get("se", "")
         expected = self._signature(path, permissions, expiry)
@@ -356,9 +348,7 @@ class FakeGitHubServices:
             return _azure_error(404, "BlobNotFound", "the specified blob does not exist")
         if method == "PUT":
             if "w" not in permissions:
-                return _azure_error(
-                    403, "AuthorizationPermissionMismatch", "the signature does not allow writes"
-                )
+                return _azure_error(403, "AuthorizationPermissionMismatch", "the signature does not allow writes")
             if headers.get("x-ms-blob-type") != "BlockBlob":
                 return _azure_error(400, "MissingRequiredHeader", "x-ms-blob-type: BlockBlob is required")
             if record.finalized:
@@ -367,9 +357,7 @@ class FakeGitHubServices:
             return _Reply(201, headers={"ETag": f'"{hashlib.md5(body).hexdigest()}"'})
         if method == "GET":
             if "r" not in permissions:
-                return _azure_error(
-                    403, "AuthorizationPermissionMismatch", "the signature does not allow reads"
-                )
+                return _azure_error(403, "AuthorizationPermissionMismatch", "the signature does not allow reads")
             if not record.finalized or record.data is None:
                 return _azure_error(404, "BlobNotFound", "the specified blob does not exist")
             return _Reply(200, record.data, {"Content-Type": "application/octet-stream"})
@@ -449,9 +437,7 @@ class FakeGitHubServices:
             raise _TwirpFailure(412, "failed_precondition", "nothing was uploaded to the signed URL")
         size = _int64(message, "size")
         if size != len(artifact.data):
-            raise _TwirpFailure(
-                400, "invalid_argument", f"size {size} differs from the {len(artifact.data)} uploaded"
-            )
+            raise _TwirpFailure(400, "invalid_argument", f"size {size} differs from the {len(artifact.data)} uploaded")
         digest = f"sha256:{hashlib.sha256(artifact.data).hexdigest()}"
         if "hash" in message and message["hash"] != digest:
             raise _TwirpFailure(400, "invalid_argument", "hash differs from the uploaded bytes")
@@ -514,13 +500,9 @@ class FakeGitHubServices:
 
     def _finalize_cache_entry(self, scope: _JobScope, message: dict[str, Any]) -> dict[str, Any]:
         key, version = _required_string(message, "key"), _required_string(message, "version")
-        entry = next(
-            (e for e in self._cache if (e.key, e.version, e.finalized) == (key, version, False)), None
-        )
+        entry = next((e for e in self._cache if (e.key, e.version, e.finalized) == (key, version, False)), None)
         if entry is None:
-            raise _TwirpFailure(
-                404, "not_found", "no cache entry is being uploaded under this key and version"
-            )
+            raise _TwirpFailure(404, "not_found", "no cache entry is being uploaded under this key and version")
         if entry.data is None:
             raise _TwirpFailure(412, "failed_precondition", "nothing was uploaded to the signed URL")
         size = _int64(message, "size_bytes")
@@ -568,9 +550,7 @@ class FakeGitHubServices:
                 return _json(200, self._repository_json(base))
             case ["actions", "runs", run_id] if run_id.isdigit() and int(run_id) in self._attempts:
                 return _json(200, self._run_json(int(run_id), base))
-            case ["actions", "runs", run_id, "artifacts"] if (
-                run_id.isdigit() and int(run_id) in self._attempts
-            ):
+            case ["actions", "runs", run_id, "artifacts"] if run_id.isdigit() and int(run_id) in self._attempts:
                 return self._run_artifacts_page(int(run_id), query, base)
             case ["actions", "artifacts", artifact_id, "zip"] if artifact_id.isdigit():
                 return self._artifact_zip(int(artifact_id))

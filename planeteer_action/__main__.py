@@ -1,0 +1,3 @@
+from .action.main import main
+
+main()

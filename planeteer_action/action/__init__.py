@@ -1,0 +1,1 @@
+"""The GitHub Action front door: inputs, checkpoints as artifacts, restore on re-run, outputs and summary."""

@@ -1,0 +1,63 @@
+"""What the runner tells a step about where it is: run, attempt, repository, API host, scratch space."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class ActionContext:
+    repository: str
+    run_id: int
+    run_attempt: int
+    sha: str | None
+    api_url: str
+    server_url: str
+    workspace: Path
+    runner_temp: Path
+    output_file: Path | None
+    summary_file: Path | None
+    repository_private: bool | None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ActionContext:
+        env = os.environ if env is None else env
+        missing = [name for name in ("GITHUB_REPOSITORY", "GITHUB_RUN_ID") if not env.get(name)]
+        if missing:
+            raise ConfigError(
+                f"{', '.join(missing)} not set: this entrypoint runs inside GitHub Actions; use `planeteer run` locally"
+            )
+        return cls(
+            repository=env["GITHUB_REPOSITORY"],
+            run_id=int(env["GITHUB_RUN_ID"]),
+            run_attempt=int(env.get("GITHUB_RUN_ATTEMPT") or 1),
+            sha=env.get("GITHUB_SHA"),
+            api_url=env.get("GITHUB_API_URL") or "https://api.github.com",
+            server_url=env.get("GITHUB_SERVER_URL") or "https://github.com",
+            workspace=Path(env.get("GITHUB_WORKSPACE") or os.getcwd()),
+            runner_temp=Path(env.get("RUNNER_TEMP") or "/tmp"),
+            output_file=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
+            summary_file=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
+            repository_private=_visibility(env.get("GITHUB_EVENT_PATH")),
+        )
+
+    def run_url(self) -> str:
+        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
+
+
+def _visibility(event_path: str | None) -> bool | None:
+    """Whether the repository is private, from the event payload; None when the payload does not say."""
+    if not event_path:
+        return None
+    try:
+        event = json.loads(Path(event_path).read_text(encoding="utf-8"))
+        private = event.get("repository", {}).get("private")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return private if isinstance(private, bool) else None

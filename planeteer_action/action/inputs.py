@@ -1,0 +1,91 @@
+"""The action's inputs, read the Actions way (`INPUT_<NAME>` through actions-toolkit) and checked up front."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from actions_toolkit import core
+
+from ..durations import parse_duration
+from ..errors import ConfigError
+from ..models import RecoveryChoice
+from ..recovery import RECOVERY_CHOICES
+
+SECRET_INPUTS = ("copilot-token", "provider-api-key", "github-token", "state-key")
+
+
+@dataclass(frozen=True)
+class ActionInputs:
+    plan: Path
+    working_directory: Path
+    model: str | None
+    concurrency: int
+    task_timeout: float
+    on_interrupted: RecoveryChoice
+    provider_base_url: str | None
+    provider_type: str
+    offline: bool
+    resume_from_run: int | None
+    state_name: str | None
+    copilot_token: str | None = field(default=None, repr=False)
+    provider_api_key: str | None = field(default=None, repr=False)
+    github_token: str | None = field(default=None, repr=False)
+    state_key: str | None = field(default=None, repr=False)
+
+
+def _get(name: str) -> str | None:
+    return core.get_input(name) or None
+
+
+def mask_secrets() -> None:
+    """Register every secret input with the runner before anything could print it."""
+    for name in SECRET_INPUTS:
+        value = _get(name)
+        if value:
+            core.set_secret(value)
+
+
+def read_inputs(workspace: Path) -> ActionInputs:
+    plan = _get("plan")
+    if not plan:
+        raise ConfigError("input `plan` is required: set it to the plan's path, e.g. .planeteer/my-plan.json")
+    concurrency_text = _get("concurrency") or "4"
+    if not concurrency_text.isdigit() or int(concurrency_text) < 1:
+        raise ConfigError(f"input `concurrency` must be a whole number of at least 1, got {concurrency_text!r}")
+    choice = _get("on-interrupted") or "resume"
+    if choice not in RECOVERY_CHOICES:
+        raise ConfigError(f"input `on-interrupted` must be one of {', '.join(RECOVERY_CHOICES)}, got {choice!r}")
+    run_text = _get("resume-from-run")
+    if run_text is not None and not run_text.isdigit():
+        raise ConfigError(f"input `resume-from-run` must be a workflow run id (a number), got {run_text!r}")
+    provider_type = _get("provider-type") or "openai"
+    if provider_type not in ("openai", "azure", "anthropic"):
+        raise ConfigError(f"input `provider-type` must be openai, azure or anthropic, got {provider_type!r}")
+    offline_text = (_get("offline") or "false").lower()
+    if offline_text not in ("true", "false"):
+        raise ConfigError(f"input `offline` must be true or false, got {offline_text!r}")
+    state_name = _get("state-name")
+    if state_name is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,80}", state_name):
+        raise ConfigError("input `state-name` may use letters, digits, '.', '_' and '-' (at most 80)")
+    workdir = workspace / (_get("working-directory") or ".")
+    if not workdir.is_dir():
+        raise ConfigError(f"input `working-directory` {workdir} is not a folder in the workspace")
+    return ActionInputs(
+        plan=workspace / plan,
+        working_directory=workdir.resolve(),
+        model=_get("model"),
+        concurrency=int(concurrency_text),
+        task_timeout=parse_duration(_get("task-timeout") or "10m", "input `task-timeout`"),
+        on_interrupted=choice,  # type: ignore[arg-type]
+        provider_base_url=_get("provider-base-url"),
+        provider_type=provider_type,
+        offline=offline_text == "true",
+        resume_from_run=int(run_text) if run_text else None,
+        state_name=state_name,
+        copilot_token=_get("copilot-token"),
+        provider_api_key=_get("provider-api-key"),
+        github_token=_get("github-token"),
+        state_key=_get("state-key"),
+    )

@@ -1,0 +1,220 @@
+"""`python -m planeteer_action`: the action's entrypoint (`run`, the default) and its final step (`finalize`).
+
+`run` restores the newest checkpoint on a re-run, runs the plan with checkpoints uploaded in the
+background, and on cancellation saves at once and flushes what it can within the runner's grace period.
+`finalize` runs under `if: always()`: it uploads the final checkpoint if the plan changed since the last
+upload (also when `run` was killed), and writes the outputs and the job summary.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from actions_toolkit import core
+
+from ..actions_cache import ActionsCache
+from ..artifact_service import ArtifactService
+from ..errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PlaneteerError
+from ..gitinfo import git
+from ..run_artifacts import RunArtifacts
+from ..runner import ProviderSettings, RunConfig, run_plan
+from ..store import load_plan, write_atomic
+from ..twirp import ServiceError
+from .checkpoints import (
+    CheckpointSource,
+    CheckpointUploader,
+    RestoreTarget,
+    UploadRecord,
+    default_state_name,
+    restore_checkpoint,
+)
+from .context import ActionContext
+from .inputs import ActionInputs, mask_secrets, read_inputs
+from .report import ActionLog, outputs, set_outputs, summary_markdown
+
+# After a cancellation the runner sends SIGTERM 7.5 s after SIGINT; the clean stop takes part of that.
+FLUSH_AFTER_INTERRUPT_SECONDS = 2.0
+FLUSH_AFTER_RUN_SECONDS = 120.0
+
+
+@dataclass(frozen=True)
+class StepState:
+    """Where this plan's state lives on the runner, shared by the `run` and `finalize` steps."""
+
+    root: Path
+
+    @property
+    def copilot_home(self) -> Path:
+        return self.root / "copilot-home"
+
+    @property
+    def uploads(self) -> Path:
+        return self.root / "uploads.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.json"
+
+    def read_report(self) -> dict[str, Any]:
+        try:
+            data = json.loads(self.report.read_text())
+            return data if isinstance(data, dict) else {}
+        except (OSError, ValueError):
+            return {}
+
+    def write_report(self, report: dict[str, Any]) -> None:
+        write_atomic(self.report, json.dumps(report, indent=2).encode())
+
+
+def _setup(context: ActionContext) -> tuple[ActionInputs, str, StepState]:
+    mask_secrets()
+    inputs = read_inputs(context.workspace)
+    plan = load_plan(inputs.plan)
+    state_name = inputs.state_name or default_state_name(plan.id)
+    state = StepState(context.runner_temp / "planeteer" / state_name)
+    state.copilot_home.mkdir(parents=True, exist_ok=True)
+    return inputs, state_name, state
+
+
+def _source(context: ActionContext, inputs: ActionInputs, state_name: str, state: StepState, base: str | None) -> CheckpointSource:
+    return CheckpointSource(
+        context=context,
+        state_name=state_name,
+        plan_path=inputs.plan,
+        working_directory=inputs.working_directory,
+        copilot_home=state.copilot_home,
+        base_commit=base,
+        key=inputs.state_key,
+    )
+
+
+def _warnings(context: ActionContext, inputs: ActionInputs) -> list[str]:
+    if inputs.state_key is None and context.repository_private is not True:
+        return [
+            "Checkpoints hold the agents' session transcripts and are readable by everyone who can read this "
+            "repository's workflow runs"
+            + (" (it is public)" if context.repository_private is False else "")
+            + ": set the `state-key` input to a secret to encrypt them."
+        ]
+    return []
+
+
+def run_step() -> int:
+    context = ActionContext.from_env()
+    inputs, state_name, state = _setup(context)
+    report = state.read_report()
+    base = report.get("base_commit") or git(inputs.working_directory, "rev-parse", "HEAD")
+    report = {"base_commit": base}
+    state.write_report(report)
+    source = _source(context, inputs, state_name, state, base)
+    artifacts = ArtifactService.from_env(os.environ)
+    cache = ActionsCache.from_env(os.environ)
+    for warning in _warnings(context, inputs):
+        core.warning(warning)
+    if artifacts is None:
+        core.warning("ACTIONS_RUNTIME_TOKEN is not available: checkpoints will not be uploaded, so a re-run "
+                     "cannot resume (use this repository's action.yml, which makes the token available)")
+    resume_run = inputs.resume_from_run or (context.run_id if context.run_attempt > 1 else None)
+    restored = None
+    if resume_run is not None:
+        rest = RunArtifacts(inputs.github_token, context.repository, context.api_url) if inputs.github_token else None
+        if rest is None:
+            core.warning("no `github-token`: earlier attempts' artifacts cannot be listed; only the cache is tried")
+        target = RestoreTarget(inputs.plan, inputs.working_directory, state.copilot_home, inputs.state_key)
+        restored = restore_checkpoint(
+            state_name,
+            resume_run,
+            load_plan(inputs.plan).id,
+            rest,
+            cache,
+            target,
+            core.warning,
+            before_attempt=context.run_attempt if resume_run == context.run_id else None,
+        )
+        if restored is not None:
+            core.info(restored.describe())
+            report["restored"] = restored.to_json()
+            state.write_report(report)
+    uploader = CheckpointUploader(source, artifacts, cache, state.uploads, core.warning) if artifacts else None
+    provider = (
+        ProviderSettings(inputs.provider_base_url, inputs.provider_type, inputs.provider_api_key)
+        if inputs.provider_base_url
+        else None
+    )
+    config = RunConfig(
+        plan_path=inputs.plan,
+        working_directory=inputs.working_directory,
+        concurrency=inputs.concurrency,
+        task_timeout=inputs.task_timeout,
+        model=inputs.model,
+        provider=provider,
+        copilot_home=state.copilot_home,
+        github_token=inputs.copilot_token,
+        offline=inputs.offline,
+        on_interrupted=inputs.on_interrupted,
+        recovery_source=restored.describe() if restored else None,
+    )
+    listeners: list[Any] = [ActionLog()]
+    if uploader is not None:
+        listeners.append(uploader)
+    outcome = asyncio.run(run_plan(config, listeners))
+    report["recovered"] = outcome.recovery is not None
+    report["status"] = outcome.status
+    state.write_report(report)
+    if uploader is not None:
+        grace = FLUSH_AFTER_INTERRUPT_SECONDS if outcome.exit_code == EXIT_INTERRUPTED else FLUSH_AFTER_RUN_SECONDS
+        if not uploader.flush(grace):
+            core.info("the last checkpoint is still uploading; the final step finishes it")
+        uploader.close()
+    return outcome.exit_code
+
+
+def finalize_step() -> int:
+    """Upload what the `run` step could not, then outputs and the job summary. Never fails the job itself."""
+    context = ActionContext.from_env()
+    try:
+        inputs, state_name, state = _setup(context)
+    except PlaneteerError:
+        return 0  # the run step has already reported the bad input
+    report = state.read_report()
+    artifacts = ArtifactService.from_env(os.environ)
+    if artifacts is not None:
+        source = _source(context, inputs, state_name, state, report.get("base_commit"))
+        uploader = CheckpointUploader(source, artifacts, ActionsCache.from_env(os.environ), state.uploads, core.warning)
+        try:
+            if uploader.upload_if_changed():
+                core.info("uploaded the final checkpoint")
+        except (ServiceError, OSError) as exc:
+            core.warning(f"could not upload the final checkpoint: {exc}")
+        finally:
+            uploader.close()
+    report["checkpoint"] = UploadRecord.load(state.uploads).artifact
+    plan = load_plan(inputs.plan)
+    set_outputs(outputs(plan, str(inputs.plan.relative_to(context.workspace)) if inputs.plan.is_relative_to(context.workspace) else str(inputs.plan), report["checkpoint"]))
+    if context.summary_file is not None:
+        with context.summary_file.open("a", encoding="utf-8") as summary:
+            summary.write(summary_markdown(plan, report, _warnings(context, inputs)))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = sys.argv[1:] if argv is None else argv
+    step = args[0] if args else "run"
+    if step not in ("run", "finalize"):
+        core.error(f"unknown step {step!r}: use `python -m planeteer_action [run|finalize]`")
+        sys.exit(EXIT_BAD_INPUT)
+    try:
+        code = run_step() if step == "run" else finalize_step()
+    except PlaneteerError as exc:
+        core.error(str(exc))
+        code = exc.exit_code
+    except ServiceError as exc:
+        core.error(str(exc))
+        code = 1
+    sys.exit(code)
