@@ -31,10 +31,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from planeteer_action.prompts import TASK_MARKER
 from planeteer_action.session_ids import task_slug
 
 OFFLINE_MODEL = "planeteer-offline"
-TASK_MARKER = "Planeteer task id:"
 SCRIPT_ENV = "PLANETEER_OFFLINE_SCRIPT"
 NOTES_DIR = "planeteer-notes"
 

@@ -1,0 +1,162 @@
+"""Running `planeteer` as a person would, against the real Copilot CLI and a local scripted model."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from planeteer_action.models import Plan
+from planeteer_action.offline_model import OfflineModelServer
+from planeteer_action.store import load_plan
+
+REPO = Path(__file__).resolve().parents[1]
+PLANETEER = Path(sys.executable).with_name("planeteer")
+API_KEY = "sk-test-7c1d9e0f-never-printed"
+RUNTIME_TAG = "PLANETEER_RUNTIME_TAG"
+
+
+def copilot_cli() -> str:
+    path = os.environ.get("COPILOT_CLI_PATH") or str(REPO / ".tools/node_modules/.bin/copilot")
+    if not Path(path).exists():
+        pytest.skip(f"the Copilot CLI is not installed at {path}: run `make setup`")
+    return path
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def make_repo(root: Path) -> Path:
+    root.mkdir(parents=True, exist_ok=True)
+    git(root, "init", "--quiet", "--initial-branch=main")
+    git(root, "remote", "add", "origin", "https://github.com/octo-org/planeteer-demo.git")
+    git(root, "config", "user.email", "dev@example.com")
+    git(root, "config", "user.name", "Dev")
+    (root / "README.md").write_text("demo\n")
+    git(root, "add", "README.md")
+    git(root, "commit", "--quiet", "-m", "initial")
+    return root
+
+
+def plan_data(edges: dict[str, list[str]], plan_id: str = "plan-it") -> dict[str, Any]:
+    return {
+        "id": plan_id,
+        "name": "Integration plan",
+        "description": "",
+        "createdAt": "2026-11-24T09:00:00.000Z",
+        "updatedAt": "2026-11-24T09:00:00.000Z",
+        "tasks": [
+            {
+                "id": task_id,
+                "title": f"Task {task_id}",
+                "description": f"Do {task_id}.",
+                "acceptanceCriteria": [f"{task_id} is done"],
+                "dependsOn": deps,
+                "status": "pending",
+            }
+            for task_id, deps in edges.items()
+        ],
+    }
+
+
+@dataclass
+class Workspace:
+    repo: Path
+    home: Path
+    plan: Path
+    model: OfflineModelServer
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PLANETEER_")}
+        env.update(COPILOT_CLI_PATH=copilot_cli(), PLANETEER_PROVIDER_API_KEY=API_KEY, NO_COLOR="1")
+        return env
+
+    def args(self, command: str, *extra: str, plan: bool = True) -> list[str]:
+        base = [str(PLANETEER), command]
+        if command == "run":
+            base += ["--provider-base-url", self.model.base_url, "--model", "scripted"]
+            base += ["--workdir", str(self.repo), "--copilot-home", str(self.home)]
+        return base + list(extra) + ([str(self.plan)] if plan else [])
+
+    def run(
+        self, command: str, *extra: str, plan: bool = True, timeout: float = 120
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.args(command, *extra, plan=plan),
+            cwd=self.repo,
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def start(self, command: str, *extra: str) -> subprocess.Popen[str]:
+        """A run in its own process group, so a signal to the group is what a terminal's Ctrl-C sends."""
+        return subprocess.Popen(
+            self.args(command, *extra),
+            cwd=self.repo,
+            env=self.env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+
+    def load(self) -> Plan:
+        return load_plan(self.plan)
+
+
+def make_workspace(tmp_path: Path, model: OfflineModelServer, edges: dict[str, list[str]]) -> Workspace:
+    repo = make_repo(tmp_path / "repo")
+    plan = repo / ".planeteer" / "plan-it.json"
+    plan.parent.mkdir()
+    plan.write_text(json.dumps(plan_data(edges), indent=2))
+    return Workspace(repo=repo, home=tmp_path / "copilot-home", plan=plan, model=model)
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def interrupt(process: subprocess.Popen[str], signum: int = signal.SIGINT) -> tuple[int, float, str]:
+    """Signal the run's whole process group, as a terminal does; returns (exit code, seconds, stderr)."""
+    started = time.monotonic()
+    os.killpg(process.pid, signum)
+    _, stderr = process.communicate(timeout=30)
+    return process.returncode, time.monotonic() - started, stderr
+
+
+def runtime_processes() -> list[int]:
+    """Processes started by any planeteer Copilot runtime (the CLI and every shell it spawned)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if RUNTIME_TAG.encode() + b"=" in environ:
+            found.append(int(entry.name))
+    return found
+
+
+def user_messages(request: dict[str, Any]) -> list[str]:
+    return [m.get("content") or "" for m in request["messages"] if m.get("role") == "user"]

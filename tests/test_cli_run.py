@@ -1,0 +1,143 @@
+"""`planeteer run` end to end: the real Copilot CLI, a local scripted model, real tool calls, real files."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import API_KEY, Workspace, make_workspace, runtime_processes, wait_for
+
+from planeteer_action.offline_model import OfflineModelServer
+from planeteer_action.session_ids import session_id_for
+
+pytestmark = pytest.mark.integration
+
+DIAMOND = {"setup": [], "api": ["setup"], "ui": ["setup"], "e2e": ["api", "ui"]}
+
+
+@pytest.fixture
+def model() -> Iterator[OfflineModelServer]:
+    with OfflineModelServer() as server:
+        yield server
+
+
+def _scripted(tmp_path: Path, script: dict[str, list[dict[str, object]]], edges: dict[str, list[str]]) -> Workspace:
+    server = OfflineModelServer(script=script)
+    server.start()
+    return make_workspace(tmp_path, server, edges)
+
+
+def test_diamond_runs_to_the_end_in_order_and_tools_change_files(tmp_path: Path) -> None:
+    ws = _scripted(
+        tmp_path,
+        {
+            "api": [
+                {
+                    "create": {
+                        "path": str(tmp_path / "repo" / "api.py"),
+                        "file_text": "def get_todos():\n    return []\n",
+                    }
+                }
+            ]
+        },
+        DIAMOND,
+    )
+    try:
+        result = ws.run("run", "--json")
+    finally:
+        ws.model.stop()
+    assert result.returncode == 0, result.stderr
+    events = [json.loads(line) for line in result.stdout.splitlines()]
+    assert events[0]["event"] == "run_started" and events[-1] == {
+        **events[-1],
+        "event": "run_finished",
+        "status": "complete",
+    }
+    assert (ws.repo / "api.py").read_text() == "def get_todos():\n    return []\n"
+    for task_id in ("setup", "ui", "e2e"):  # the unscripted tasks write their notes through bash
+        assert (ws.repo / "planeteer-notes" / f"{task_id}.md").read_text().startswith(f"# {task_id}\n")
+    plan = ws.load()
+    for task in plan.tasks:
+        assert task.status == "done"
+        assert task.session_id == session_id_for("plan-it", task.id, 1)
+        assert [a.outcome for a in task.attempts] == ["done"]
+    times = {t: [r["time"] for r in ws.model.requests_for(t)] for t in DIAMOND}
+    assert max(times["setup"]) < min(times["api"]) and max(times["setup"]) < min(times["ui"])
+    assert max(times["api"]) < min(times["e2e"]) and max(times["ui"]) < min(times["e2e"])
+    # The dependents' prompts carry what their dependencies reported.
+    first_e2e = ws.model.requests_for("e2e")[0]["messages"]
+    assert any("Completed api" in (m.get("content") or "") for m in first_e2e if m["role"] == "user")
+    assert plan.execution is not None and plan.execution.repository == "octo-org/planeteer-demo"
+    assert plan.execution.branch == "main"
+
+
+def test_a_failing_task_blocks_only_its_dependents(tmp_path: Path) -> None:
+    ws = _scripted(tmp_path, {"api": [{"error": 400}]}, {**DIAMOND, "docs": ["ui"]})
+    try:
+        result = ws.run("run")
+    finally:
+        ws.model.stop()
+    assert result.returncode == 1, result.stderr
+    plan = ws.load()
+    assert plan.task("api").status == "failed"
+    assert plan.task("api").agent_result
+    assert [plan.task(t).status for t in ("setup", "ui", "docs")] == ["done"] * 3
+    assert plan.task("e2e").status == "pending" and not ws.model.requests_for("e2e")
+    assert "task e2e blocked: depends on failed api" in result.stderr
+    status = ws.run("status", "--json")
+    assert status.returncode == 1
+    summary = json.loads(status.stdout)
+    assert summary["counts"] == {"done": 3, "failed": 1, "blocked": 1}
+
+
+def test_a_quiet_turn_fails_its_task_after_the_timeout(tmp_path: Path) -> None:
+    ws = _scripted(tmp_path, {"slow": [{"hang": True}]}, {"slow": [], "quick": []})
+    try:
+        result = ws.run("run", "--task-timeout", "3s")
+    finally:
+        ws.model.stop()
+    assert result.returncode == 1
+    plan = ws.load()
+    assert plan.task("quick").status == "done"
+    assert plan.task("slow").status == "failed"
+    assert "no activity for 3" in (plan.task("slow").agent_result or "")
+    assert not runtime_processes()
+
+
+def test_bad_plan_is_refused_by_the_command_and_left_untouched(tmp_path: Path, model: OfflineModelServer) -> None:
+    ws = make_workspace(tmp_path, model, {"a": ["b"], "b": ["a"]})
+    before = ws.plan.read_bytes()
+    result = ws.run("run")
+    assert result.returncode == 2
+    assert result.stderr.strip().endswith(
+        "dependency cycle a -> b -> a: remove one of these dependencies so the plan can run"
+    )
+    assert ws.plan.read_bytes() == before
+    assert not model.requests
+
+
+def test_a_second_run_of_the_same_plan_is_refused(tmp_path: Path) -> None:
+    ws = _scripted(tmp_path, {"a": [{"hang": True}]}, {"a": []})
+    first = ws.start("run")
+    try:
+        wait_for(lambda: ws.load().task("a").status == "in_progress", what="the first run to start task a")
+        second = ws.run("run")
+        assert second.returncode == 2
+        assert f"is being run by pid {first.pid}" in second.stderr
+    finally:
+        first.terminate()
+        first.communicate(timeout=30)
+        ws.model.stop()
+
+
+def test_the_provider_key_is_never_written_or_shown(tmp_path: Path, model: OfflineModelServer) -> None:
+    ws = make_workspace(tmp_path, model, {"a": []})
+    result = ws.run("run", "--json")
+    assert result.returncode == 0
+    assert API_KEY not in result.stdout + result.stderr
+    assert API_KEY not in ws.plan.read_text()
+    for path in ws.home.rglob("*"):
+        if path.is_file():
+            assert API_KEY.encode() not in path.read_bytes(), path
