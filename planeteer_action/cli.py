@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,7 +25,7 @@ from .durations import parse_duration
 from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, PlaneteerError
 from .gitinfo import git_context
 from .graph import blocked_tasks
-from .models import Plan, RecoveryChoice
+from .models import Plan, RecoveryChoice, parse_time
 from .recovery import RECOVERY_CHOICES, RecoveryReport, delete_quietly
 from .runner import ProviderSettings, RunConfig, RunOutcome, copilot_runtime, run_plan
 from .runtime import cli_version, find_copilot_cli
@@ -209,14 +210,10 @@ def _ask_recovery(report: RecoveryReport) -> RecoveryChoice:
         table.add_column(column)
     for task in report.unfinished:
         found = "its session exists: can resume" if task.state == "resumable" else "session gone: must start fresh"
-        table.add_row(f"{task.task_id}\n{task.session_id or '-'}", task.status, found, task.last_activity or "-")
+        table.add_row(f"{task.task_id}\n{task.session_id or '-'}", task.status, found, _ago(task.last_activity))
     for orphan in report.orphans:
-        table.add_row(
-            orphan.session_id,
-            "orphan",
-            "this plan's session, held by no task",
-            str(orphan.modified_time or "-"),
-        )
+        stamp = orphan.modified_time.isoformat() if orphan.modified_time else None
+        table.add_row(orphan.session_id, "orphan", "this plan's session, held by no task", _ago(stamp))
     console.print(table)
     console.print(
         "[bold]r[/]esume the interrupted tasks in their own sessions, start them [bold]f[/]resh, "
@@ -224,6 +221,14 @@ def _ask_recovery(report: RecoveryReport) -> RecoveryChoice:
     )
     answer = click.prompt("Choice", type=click.Choice(["r", "f", "c"]), default="r", err=True)
     return {"r": "resume", "f": "fresh", "c": "cleanup"}[answer]  # type: ignore[return-value]
+
+
+def _ago(stamp: str | None) -> str:
+    moment = parse_time(stamp)
+    if moment is None:
+        return "-"
+    seconds = (datetime.now(UTC) - moment).total_seconds()
+    return f"{format_duration(max(seconds, 0))} ago"
 
 
 def _report_outcome(outcome: RunOutcome, as_json: bool) -> None:

@@ -83,7 +83,10 @@ class _Board:
             row.status = {TaskDone: "done", TaskFailed: "failed", TaskInterrupted: "interrupted"}[type(event)]
             if row.started is not None:
                 row.elapsed = time.monotonic() - row.started
-            row.activity = event.error if isinstance(event, TaskFailed) else ""
+            if isinstance(event, TaskDone):
+                row.activity = _first_line(event.summary)
+            else:
+                row.activity = event.error if isinstance(event, TaskFailed) else "session kept for resume"
         elif isinstance(event, TaskBlocked):
             row.status = "blocked"
             row.activity = f"waits on failed {', '.join(event.failed_dependencies)}"
@@ -127,24 +130,27 @@ class LiveView:
         self._finished: RunFinished | None = None
         # Started by the first event, so that a recovery question asked before the run is not drawn over.
         self._live: Live | None = None
+        self._closing = False
 
     def __call__(self, event: Event) -> None:
         self._board.apply(event)
         if isinstance(event, RunFinished):
             self._finished = event
         if self._live is None:
-            self._live = Live(self._render(), console=self._console, refresh_per_second=4, transient=True)
+            # get_renderable: each refresh redraws, so running tasks' elapsed time ticks between events.
+            self._live = Live(console=self._console, refresh_per_second=4, get_renderable=self._render)
             self._live.start()
-        self._live.update(self._render())
 
     def _render(self) -> Group:
-        return Group(Text(f"{self._title} — {self._board.counts()}", style="bold"), self._board.table(live=True))
+        """While running: the busy rows and what they do now; on closing: every row and its result."""
+        header = Text(f"{self._title} — {self._board.counts()}", style="bold")
+        return Group(header, self._board.table(live=not self._closing))
 
     def close(self) -> None:
         if self._live is None:
             return
+        self._closing = True
         self._live.stop()
-        self._console.print(self._board.table(live=False))
         if self._finished is not None:
             self._console.print(_closing_line(self._finished))
 
