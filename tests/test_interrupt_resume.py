@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import signal
 import subprocess
@@ -262,5 +263,27 @@ def test_sessions_moved_to_another_home_and_path_are_found_and_resumed(tmp_path:
             assert "## Task: Task " + task_id in user_messages(first)[0]
             assert "previous turn on this task was interrupted" in user_messages(first)[-1]
         assert plan.execution is not None and plan.execution.working_directory == str(other)
+    finally:
+        ws.model.stop()
+
+
+def test_a_second_ctrl_c_exits_at_once_and_still_leaves_a_whole_plan(tmp_path: Path) -> None:
+    ws = _busy_workspace(tmp_path)
+    try:
+        run = ws.start("run")
+        wait_for(lambda: len(_sleeping_commands()) == 3, what="three agents running their shell command")
+        started = time.monotonic()
+        os.killpg(run.pid, signal.SIGINT)
+        time.sleep(0.02)
+        os.killpg(run.pid, signal.SIGINT)
+        run.communicate(timeout=30)
+        assert run.returncode == 130
+        assert time.monotonic() - started < 3
+        plan = ws.load()
+        assert [plan.task(t).status for t in ("a", "b", "c")] == ["interrupted"] * 3
+        wait_for(lambda: not runtime_processes() and not _sleeping_commands(), timeout=15, what="the CLI to shut down")
+        result = ws.run("run")
+        assert result.returncode == 0, result.stderr
+        assert all(t.status == "done" for t in ws.load().tasks)
     finally:
         ws.model.stop()
