@@ -508,15 +508,9 @@ def _session_scope(
     return plans, chosen, repository or context.repository, branch or context.branch
 
 
-def _with_agent(copilot_home: Path | None, work: Callable[[Agent], Awaitable[T]], workdir: Path) -> T:
-    config = RunConfig(
-        plan_path=Path("-"),
-        working_directory=workdir.resolve(),
-        copilot_home=copilot_home.resolve() if copilot_home else None,
-    )
-
+def _with_agent(copilot_home: Path | None, work: Callable[[Agent], Awaitable[T]]) -> T:
     async def go() -> T:
-        async with copilot_runtime(config) as agent:
+        async with copilot_runtime(copilot_home.resolve() if copilot_home else None) as agent:
             return await work(agent)
 
     return _run_async(go())
@@ -565,7 +559,7 @@ def sessions_list(
     except PlaneteerError as exc:
         _fail(str(exc), exc.exit_code)
         return
-    found = _with_agent(copilot_home, lambda agent: agent.list_sessions(repo, br), workdir)
+    found = _with_agent(copilot_home, lambda agent: agent.list_sessions(repo, br))
     classified = classify(found, list(plans.values()))
     if as_json:
         click.echo(json.dumps([_session_json(s) for s in classified], indent=2, ensure_ascii=False))
@@ -658,7 +652,7 @@ def sessions_cleanup(
         _record_deletions(plans, set(ids))
         return ids
 
-    ids = _with_agent(copilot_home, work, workdir)
+    ids = _with_agent(copilot_home, work)
     if as_json:
         click.echo(json.dumps({"dryRun": dry_run, "sessions": ids}))
         return

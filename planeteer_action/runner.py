@@ -90,20 +90,26 @@ def check_config(config: RunConfig) -> None:
 
 
 @contextlib.asynccontextmanager
-async def copilot_runtime(config: RunConfig) -> AsyncIterator[Agent]:
+async def copilot_runtime(
+    copilot_home: Path | None,
+    *,
+    model: str | None = None,
+    provider: ProviderSettings | None = None,
+    github_token: str | None = None,
+    offline: bool = False,
+) -> AsyncIterator[Agent]:
     """The Copilot CLI (and the offline model behind it when asked), stopped and cleaned up on exit."""
-    offline = OfflineModelServer() if config.offline else None
-    provider = config.provider.as_sdk_config() if config.provider else None
-    model = config.model
-    if offline is not None:
-        provider = provider_config(offline.start())
+    server = OfflineModelServer() if offline else None
+    sdk_provider = provider.as_sdk_config() if provider else None
+    if server is not None:
+        sdk_provider = provider_config(server.start())
         model = model or OFFLINE_MODEL
     agent = CopilotAgent(
         cli_path=find_copilot_cli(),
-        copilot_home=config.copilot_home,
+        copilot_home=copilot_home,
         model=model,
-        provider=provider,
-        github_token=config.github_token,
+        provider=sdk_provider,
+        github_token=github_token,
     )
     try:
         await agent.start()
@@ -112,8 +118,8 @@ async def copilot_runtime(config: RunConfig) -> AsyncIterator[Agent]:
         try:
             await asyncio.wait_for(agent.stop(), timeout=STOP_GRACE_SECONDS)
         finally:
-            if offline is not None:
-                offline.stop()
+            if server is not None:
+                server.stop()
 
 
 def record_execution(plan: Plan, config: RunConfig, context: GitContext) -> None:
@@ -137,11 +143,12 @@ async def run_plan(
 ) -> RunOutcome:
     """Run the plan at `config.plan_path` to the end, or until interrupted. Raises PlaneteerError on bad input."""
     check_config(config)
-    plan = load_plan(config.plan_path)
+    load_plan(config.plan_path)  # a bad plan is refused before anything, even the lock file, is written
     lock = PlanLock(config.plan_path)
     lock.acquire()
     try:
-        return await _run_locked(plan, config, listeners, choose, on_saved)
+        # Read again under the lock: another run may have saved it since.
+        return await _run_locked(load_plan(config.plan_path), config, listeners, choose, on_saved)
     finally:
         lock.release()
 
@@ -179,7 +186,14 @@ async def _run_locked(
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
     try:
-        async with copilot_runtime(config) as agent:
+        runtime = copilot_runtime(
+            config.copilot_home,
+            model=config.model,
+            provider=config.provider,
+            github_token=config.github_token,
+            offline=config.offline,
+        )
+        async with runtime as agent:
             record_execution(plan, config, context)
             recovery = None
             report = await inspect(plan, agent, context.repository, context.branch)
