@@ -24,3 +24,9 @@ class PlanLocked(PlaneteerError):
 
 class ConfigError(PlaneteerError):
     """An option, environment variable or action input is wrong."""
+
+
+class PlanSaveFailed(PlaneteerError):
+    """The plan could not be written; the run stops, since it could no longer be recovered."""
+
+    exit_code = EXIT_TASKS_FAILED

@@ -1,6 +1,6 @@
 """The scheduler: runs every runnable task in its own agent session, as many at once as allowed.
 
-It knows nothing of files or terminals: it changes the plan, calls `persist` after every change (before
+It knows nothing of files or terminals: it changes the plan and awaits a save after every change (before
 acting on the next one), and reports events. A task starts the moment its dependencies are done.
 Cancelling (`interrupt`) aborts the running turns and leaves those tasks `interrupted` with their session
 ids, which is what a later run resumes.
@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from .agent import Agent, AgentError, SessionAlreadyExists, SessionNotFound, TurnRequest
 from .events import (
@@ -29,13 +30,21 @@ from .events import (
     TaskInterrupted,
     TaskStarted,
 )
-from .graph import blocked_tasks, ready_tasks
+from .graph import blocked_tasks, chain_lengths, ready_tasks
 from .models import Attempt, AttemptOutcome, Plan, Task, utc_now
 from .prompts import continuation_prompt, task_prompt
 from .session_ids import session_id_for
 
 # A fresh attempt whose id is somehow taken (a hand-edited plan) moves on to the next number this often.
 _MAX_ID_COLLISIONS = 5
+
+
+class PlanSaver(Protocol):
+    """Where the executor saves the plan; `changed` names the tasks that changed since the last save."""
+
+    async def save(self, plan: Plan, changed: Collection[str] | None) -> None: ...
+
+    def save_blocking(self, plan: Plan, changed: Collection[str] | None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -68,16 +77,17 @@ class Executor:
         plan: Plan,
         agent: Agent,
         options: ExecutorOptions,
-        persist: Callable[[Plan], None],
+        saver: PlanSaver,
         listeners: list[Listener] | None = None,
     ) -> None:
         self.plan = plan
         self._agent = agent
         self._options = options
-        self._persist = persist
+        self._saver = saver
         self._listeners = list(listeners or [])
         self._running: dict[asyncio.Task[None], Task] = {}
         self._stopping = False
+        self._priority = chain_lengths(plan)
 
     def emit(self, event: Event) -> None:
         for listener in self._listeners:
@@ -93,6 +103,7 @@ class Executor:
             )
         )
         reported_blocked: set[str] = set()
+        failure: BaseException | None = None
         while True:
             if not self._stopping:
                 self._start_ready_tasks()
@@ -105,6 +116,12 @@ class Executor:
             finished, _ = await asyncio.wait(self._running, return_when=asyncio.FIRST_COMPLETED)
             for handle in finished:
                 del self._running[handle]
+                if not handle.cancelled() and handle.exception() is not None and failure is None:
+                    # The plan could not be saved: carrying on would break the promise of recovery.
+                    failure = handle.exception()
+                    self.interrupt()
+        if failure is not None:
+            raise failure
         counts = count_statuses(self.plan)
         status: RunStatus
         if self._stopping:
@@ -127,14 +144,16 @@ class Executor:
         for task in self._running.values():
             self._end_attempt(task, "interrupted", None)
             task.status = "interrupted"
-        self._save()
+        self.plan.touch()
+        self._saver.save_blocking(self.plan, {task.id for task in self._running.values()})
 
     def _done_ids(self) -> set[str]:
         return {task.id for task in self.plan.tasks if task.status == "done"}
 
     def _start_ready_tasks(self) -> None:
         busy = {task.id for task in self._running.values()}
-        for task in ready_tasks(self.plan):
+        # sorted() is stable: among equally long chains, plan order decides.
+        for task in sorted(ready_tasks(self.plan), key=lambda t: -self._priority[t.id]):
             if len(self._running) >= self._options.concurrency:
                 return
             if task.id in busy:
@@ -145,53 +164,55 @@ class Executor:
     async def _run_task(self, task: Task) -> None:
         resume = task.status == "interrupted" and task.session_id is not None
         collisions = 0
-        while True:
-            attempt = self._begin_attempt(task, resume)
-            request = TurnRequest(
-                session_id=attempt.session_id,
-                session_name=f"planeteer {self.plan.name}: {task.id}",
-                prompt=continuation_prompt(task) if resume else task_prompt(self.plan, task),
-                mode="resume" if resume else "create",
-                working_directory=self._options.working_directory,
-                quiet_timeout=self._options.quiet_timeout,
-                on_activity=functools.partial(self._report_activity, task.id),
-            )
-            try:
-                result = await self._agent.run_turn(request)
-            except asyncio.CancelledError:
+        try:
+            while True:
+                attempt = await self._begin_attempt(task, resume)
+                request = TurnRequest(
+                    session_id=attempt.session_id,
+                    session_name=f"planeteer {self.plan.name}: {task.id}",
+                    prompt=continuation_prompt(task) if resume else task_prompt(self.plan, task),
+                    mode="resume" if resume else "create",
+                    working_directory=self._options.working_directory,
+                    quiet_timeout=self._options.quiet_timeout,
+                    on_activity=functools.partial(self._report_activity, task.id),
+                )
+                try:
+                    result = await self._agent.run_turn(request)
+                except SessionNotFound as exc:
+                    self._end_attempt(task, "lost", str(exc))
+                    await self._save(task)
+                    self.emit(SessionLost(task_id=task.id, session_id=attempt.session_id))
+                    resume = False
+                    continue
+                except SessionAlreadyExists as exc:
+                    collisions += 1
+                    if collisions <= _MAX_ID_COLLISIONS:
+                        self._end_attempt(task, "lost", str(exc))
+                        await self._save(task)
+                        continue
+                    await self._fail(task, str(exc))
+                    return
+                except AgentError as exc:
+                    await self._fail(task, str(exc))
+                    return
+                self._end_attempt(task, "done", None)
+                task.status = "done"
+                task.agent_result = result.summary
+                await self._save(task)
+                self.emit(TaskDone(task_id=task.id, session_id=attempt.session_id, summary=result.summary))
+                return
+        except asyncio.CancelledError:
+            if task.status == "in_progress":
                 self._end_attempt(task, "interrupted", None)
                 task.status = "interrupted"
-                self._save()
-                self.emit(TaskInterrupted(task_id=task.id, session_id=attempt.session_id))
-                raise
-            except SessionNotFound as exc:
-                self._end_attempt(task, "lost", str(exc))
-                self._save()
-                self.emit(SessionLost(task_id=task.id, session_id=attempt.session_id))
-                resume = False
-                continue
-            except SessionAlreadyExists as exc:
-                collisions += 1
-                if collisions <= _MAX_ID_COLLISIONS:
-                    self._end_attempt(task, "lost", str(exc))
-                    self._save()
-                    continue
-                self._fail(task, str(exc))
-                return
-            except AgentError as exc:
-                self._fail(task, str(exc))
-                return
-            self._end_attempt(task, "done", None)
-            task.status = "done"
-            task.agent_result = result.summary
-            self._save()
-            self.emit(TaskDone(task_id=task.id, session_id=attempt.session_id, summary=result.summary))
-            return
+                await self._save(task)
+                self.emit(TaskInterrupted(task_id=task.id, session_id=task.session_id or ""))
+            raise
 
     def _report_activity(self, task_id: str, text: str) -> None:
         self.emit(TaskActivity(task_id=task_id, text=text))
 
-    def _begin_attempt(self, task: Task, resume: bool) -> Attempt:
+    async def _begin_attempt(self, task: Task, resume: bool) -> Attempt:
         """Write-ahead: the session id is in the saved plan before the session can exist."""
         previous = task.current_attempt
         if resume and previous is not None and task.session_id is not None:
@@ -204,7 +225,7 @@ class Executor:
         task.attempts.append(attempt)
         task.session_id = session_id
         task.status = "in_progress"
-        self._save()
+        await self._save(task)
         self.emit(
             TaskStarted(
                 task_id=task.id,
@@ -225,16 +246,16 @@ class Executor:
         if error:
             attempt.error = error
 
-    def _fail(self, task: Task, error: str) -> None:
+    async def _fail(self, task: Task, error: str) -> None:
         self._end_attempt(task, "failed", error)
         task.status = "failed"
         task.agent_result = error
-        self._save()
+        await self._save(task)
         self.emit(TaskFailed(task_id=task.id, session_id=task.session_id, error=error))
 
-    def _save(self) -> None:
+    async def _save(self, task: Task) -> None:
         self.plan.touch()
-        self._persist(self.plan)
+        await self._saver.save(self.plan, {task.id})
 
 
 def _fresh_reason(previous: Attempt | None) -> str:

@@ -81,6 +81,22 @@ def ready_tasks(plan: Plan) -> list[Task]:
     ]
 
 
+def chain_lengths(plan: Plan) -> dict[str, int]:
+    """For each task, how many tasks the longest chain starting at it holds (itself and its dependents).
+
+    Starting the ready task with the longest chain first keeps the critical path moving; in plan order,
+    a long chain can wait behind short ones and the whole run takes longer.
+    """
+    dependents: dict[str, list[str]] = {task.id: [] for task in plan.tasks}
+    for task in plan.tasks:
+        for dep in task.depends_on:
+            dependents[dep].append(task.id)
+    length: dict[str, int] = {}
+    for task_id in reversed(topological_order(plan)):
+        length[task_id] = 1 + max((length[d] for d in dependents[task_id]), default=0)
+    return length
+
+
 def critical_path_length(plan: Plan, duration: dict[str, float]) -> float:
     """The longest chain of task durations: no schedule can finish sooner (the benchmark's lower bound)."""
     by_id = {task.id: task for task in plan.tasks}

@@ -8,38 +8,62 @@ _ICONS = {"done": "●", "failed": "✗", "in_progress": "◐", "interrupted": "
 
 
 def plan_to_markdown(plan: Plan) -> str:
+    """The whole view."""
+    sections = "".join(task_section(task) for task in plan.tasks)
+    return (markdown_head(plan, tree_layout(plan)) + sections)[:-1]
+
+
+def markdown_head(plan: Plan, layout: TreeLayout) -> str:
+    """Everything before the task sections: title, dates, and the tree with each task's status.
+
+    The view is this head, then every `task_section`, less the final newline (the TUI's view ends with
+    a single one); a writer saving repeatedly caches the sections and the layout.
+    """
     lines = [f"# {plan.name}", ""]
     if plan.description:
         lines += [plan.description, ""]
     lines += [f"> Created: {plan.created_at or '-'}", f"> Updated: {plan.updated_at or '-'}", ""]
     lines += ["## Work Breakdown Tree", "", "```"]
-    lines += _forest(plan.tasks)
+    statuses = {task.id: task.status for task in plan.tasks}
+    lines += [f"{head}{_ICONS.get(statuses[task_id], '○')}{tail}" for task_id, head, tail in layout]
     lines += ["```", "", "## Tasks", ""]
-    for task in plan.tasks:
-        lines += [f"### {task.id}: {task.title}", ""]
-        if task.description:
-            lines += [task.description, ""]
-        if task.acceptance_criteria:
-            lines.append("**Acceptance Criteria:**")
-            mark = "x" if task.status == "done" else " "
-            lines += [f"- [{mark}] {criterion}" for criterion in task.acceptance_criteria]
-            lines.append("")
-        if task.depends_on:
-            lines += [f"**Depends on:** {', '.join(task.depends_on)}", ""]
-        lines += [f"**Status:** {task.status}", ""]
-        if task.session_id:
-            lines += [f"**Session:** `{task.session_id}`", ""]
-        if task.attempts:
-            lines.append("**Attempts:**")
-            for attempt in task.attempts:
-                error = f" — {attempt.error}" if attempt.error else ""
-                lines.append(f"- #{attempt.number} `{attempt.session_id}` {attempt.reason}: {attempt.outcome}{error}")
-            lines.append("")
-    return "\n".join(lines)
+    return "\n".join(lines) + "\n"
 
 
-def _forest(tasks: list[Task]) -> list[str]:
-    """Each task under its first dependency, as the TUI draws it; further dependencies are named."""
+def task_section(task: Task) -> str:
+    """One task's part of the view, ending in a blank line."""
+    lines = [f"### {task.id}: {task.title}", ""]
+    if task.description:
+        lines += [task.description, ""]
+    if task.acceptance_criteria:
+        lines.append("**Acceptance Criteria:**")
+        mark = "x" if task.status == "done" else " "
+        lines += [f"- [{mark}] {criterion}" for criterion in task.acceptance_criteria]
+        lines.append("")
+    if task.depends_on:
+        lines += [f"**Depends on:** {', '.join(task.depends_on)}", ""]
+    lines += [f"**Status:** {task.status}", ""]
+    if task.session_id:
+        lines += [f"**Session:** `{task.session_id}`", ""]
+    if task.attempts:
+        lines.append("**Attempts:**")
+        for attempt in task.attempts:
+            error = f" — {attempt.error}" if attempt.error else ""
+            lines.append(f"- #{attempt.number} `{attempt.session_id}` {attempt.reason}: {attempt.outcome}{error}")
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+# One tree line per task, in drawing order: (task id, the line before its status icon, the line after it).
+TreeLayout = list[tuple[str, str, str]]
+
+
+def tree_layout(plan: Plan) -> TreeLayout:
+    """Each task under its first dependency, as the TUI draws it; further dependencies are named.
+
+    Only the icons change while a plan runs, so a writer computes this once and fills in the statuses.
+    """
+    tasks = plan.tasks
     children: dict[str, list[Task]] = {task.id: [] for task in tasks}
     roots: list[Task] = []
     for task in tasks:
@@ -48,17 +72,16 @@ def _forest(tasks: list[Task]) -> list[str]:
             children[parent].append(task)
         else:
             roots.append(task)
-    lines: list[str] = []
+    layout: TreeLayout = []
     # Iterative so that a 10,000-task chain does not hit the recursion limit.
     stack: list[tuple[Task, str, bool, bool]] = [(root, "", True, True) for root in reversed(roots)]
     while stack:
         task, prefix, is_last, is_root = stack.pop()
         connector = "" if is_root else ("└── " if is_last else "├── ")
         also = f" (also ← {', '.join(task.depends_on[1:])})" if len(task.depends_on) > 1 else ""
-        icon = _ICONS.get(task.status, "○")
-        lines.append(f"{prefix}{connector}{icon} **{task.id}** — {task.title}{also}")
+        layout.append((task.id, f"{prefix}{connector}", f" **{task.id}** — {task.title}{also}"))
         child_prefix = "" if is_root else prefix + ("    " if is_last else "│   ")
         kids = children[task.id]
         for i in reversed(range(len(kids))):
             stack.append((kids[i], child_prefix, i == len(kids) - 1, False))
-    return lines
+    return layout

@@ -7,6 +7,8 @@ execution adds (`sessionId`, `attempts`, `execution`, and the `interrupted` stat
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -58,18 +60,31 @@ class _Model(BaseModel):
             instance._key_order = [fields[key].alias or key if key in fields else key for key in data]
         return instance
 
-    def to_json_dict(self) -> dict[str, Any]:
-        """The on-disk form: the keys the file had or execution set, in the file's order, then new ones."""
+    def to_json_dict(self, replace: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The on-disk form: the keys the file had or execution set, in the file's order, then new ones.
+
+        `replace` gives ready-made values for some keys (the store passes pre-serialised tasks).
+        """
         data: dict[str, Any] = {}
-        for name, field in type(self).model_fields.items():
+        fields_set = self.model_fields_set
+        for name, alias, default in _json_fields(type(self)):
             value = getattr(self, name)
             # Mutated lists (appended attempts) are not "set"; a value that differs from its default is.
-            if name in self.model_fields_set or value != field.get_default(call_default_factory=True):
-                data[field.alias or name] = _to_json(value)
+            if name in fields_set or value != default:
+                data[alias] = replace[alias] if replace and alias in replace else _to_json(value)
         data.update(self.model_extra or {})
         ordered = {key: data[key] for key in self._key_order if key in data}
         ordered.update((key, value) for key, value in data.items() if key not in ordered)
         return ordered
+
+
+@functools.cache
+def _json_fields(model: type[_Model]) -> tuple[tuple[str, str, Any], ...]:
+    """(name, alias, default) per field, computed once per class: saves walk every field of every task."""
+    return tuple(
+        (name, field.alias or name, field.get_default(call_default_factory=True))
+        for name, field in model.model_fields.items()
+    )
 
 
 def _to_json(value: Any) -> Any:

@@ -28,7 +28,7 @@ from .models import Execution, Plan, Recovery, RecoveryChoice, utc_now
 from .offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
 from .recovery import RecoveryReport, apply_choice, inspect
 from .runtime import find_copilot_cli
-from .store import PlanLock, load_plan, save_plan
+from .store import BackgroundPlanWriter, PlanLock, load_plan
 
 # The Actions runner sends SIGTERM 7.5 s after SIGINT; a clean stop must be well inside that.
 STOP_GRACE_SECONDS = 4.0
@@ -139,7 +139,6 @@ async def run_plan(
     config: RunConfig,
     listeners: list[Listener],
     choose: ChooseRecovery | None = None,
-    on_saved: Callable[[Plan], None] | None = None,
 ) -> RunOutcome:
     """Run the plan at `config.plan_path` to the end, or until interrupted. Raises PlaneteerError on bad input."""
     check_config(config)
@@ -148,7 +147,7 @@ async def run_plan(
     lock.acquire()
     try:
         # Read again under the lock: another run may have saved it since.
-        return await _run_locked(load_plan(config.plan_path), config, listeners, choose, on_saved)
+        return await _run_locked(load_plan(config.plan_path), config, listeners, choose)
     finally:
         lock.release()
 
@@ -158,12 +157,8 @@ async def _run_locked(
     config: RunConfig,
     listeners: list[Listener],
     choose: ChooseRecovery | None,
-    on_saved: Callable[[Plan], None] | None,
 ) -> RunOutcome:
-    def persist(current: Plan) -> None:
-        save_plan(current, config.plan_path)
-        if on_saved is not None:
-            on_saved(current)
+    saver = BackgroundPlanWriter(config.plan_path)
 
     context = git_context(config.working_directory)
     loop = asyncio.get_running_loop()
@@ -176,12 +171,12 @@ async def _run_locked(
         nonlocal signals, deadline
         signals += 1
         if signals > 1:
-            _force_exit(executor, persist, plan)
+            _force_exit(executor, saver, plan)
         if executor is not None:
             executor.interrupt()
         elif main is not None:
             main.cancel()
-        deadline = loop.call_later(STOP_GRACE_SECONDS, lambda: _force_exit(executor, persist, plan))
+        deadline = loop.call_later(STOP_GRACE_SECONDS, lambda: _force_exit(executor, saver, plan))
 
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, on_signal)
@@ -200,7 +195,7 @@ async def _run_locked(
             if report.needs_decision:
                 choice = config.on_interrupted or (choose(report) if choose else "resume")
                 recovery = await apply_choice(plan, report, choice, agent, source=config.recovery_source)
-                persist(plan)
+                await saver.save(plan, None)
                 if choice == "cleanup":
                     return RunOutcome("cleaned", count_statuses(plan), plan, recovery)
             options = ExecutorOptions(
@@ -208,7 +203,7 @@ async def _run_locked(
                 concurrency=config.concurrency,
                 quiet_timeout=config.task_timeout,
             )
-            executor = Executor(plan, agent, options, persist, listeners)
+            executor = Executor(plan, agent, options, saver, listeners)
             result = await executor.run()
             return RunOutcome(result.status, result.counts, plan, recovery)
     except asyncio.CancelledError:
@@ -219,9 +214,10 @@ async def _run_locked(
             deadline.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+        saver.close()
 
 
-def _force_exit(executor: Executor | None, persist: Callable[[Plan], None], plan: Plan) -> None:
+def _force_exit(executor: Executor | None, saver: BackgroundPlanWriter, plan: Plan) -> None:
     """Second signal, or a stop past its grace period: save what is known and leave now.
 
     The Copilot CLI runs in its own session; its stdin closes with us and it shuts its children down.
@@ -229,5 +225,5 @@ def _force_exit(executor: Executor | None, persist: Callable[[Plan], None], plan
     if executor is not None:
         executor.mark_running_interrupted()
     else:
-        persist(plan)
+        saver.save_blocking(plan, None)
     os._exit(EXIT_INTERRUPTED)

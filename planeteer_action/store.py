@@ -8,24 +8,28 @@ byte for byte as it was read.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import fcntl
 import json
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Collection, Iterator
+from concurrent.futures import Future
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
-from .errors import PlanInvalid, PlanLocked
+from .errors import PlanInvalid, PlanLocked, PlanSaveFailed
 from .graph import check_graph
-from .markdown import plan_to_markdown
-from .models import Plan, utc_now
+from .markdown import TreeLayout, markdown_head, task_section, tree_layout
+from .models import Plan, Task, utc_now
 
 
 def load_plan(path: Path) -> Plan:
@@ -41,7 +45,7 @@ def load_plan(path: Path) -> Plan:
     except OSError as exc:
         raise PlanInvalid(f"{path}: cannot read: {exc.strerror}") from None
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_float=_JsFloat, parse_int=_parse_int)
     except json.JSONDecodeError as exc:
         raise PlanInvalid(
             f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}): fix the syntax there"
@@ -59,26 +63,35 @@ def load_plan(path: Path) -> Plan:
     return plan
 
 
-def plan_json(plan: Plan) -> str:
-    return "".join(_JsStyleEncoder(indent=2, ensure_ascii=False).iterencode(plan.to_json_dict()))
+class _JsFloat(float):
+    """A number read from the file; written back the way JavaScript spells it (1.5e-7, not 1.5e-07)."""
 
 
-class _JsStyleEncoder(json.JSONEncoder):
-    """`JSON.stringify` output: Python's json differs only in how it spells some floats (1.5e-07 vs 1.5e-7)."""
+def _parse_int(text: str) -> int | float:
+    value = int(text)
+    # JSON.stringify wrote integers past 64 bits from a double; orjson cannot hold them as ints.
+    return value if -(2**63) <= value < 2**63 else _JsFloat(text)
 
-    def iterencode(self, o: Any, _one_shot: bool = False) -> Iterator[str]:
-        return json.encoder._make_iterencode(  # type: ignore[attr-defined]
-            {},
-            self.default,
-            json.encoder.py_encode_basestring,
-            self.indent,
-            _js_number,
-            self.key_separator,
-            self.item_separator,
-            self.sort_keys,
-            self.skipkeys,
-            _one_shot,
-        )(o, 0)
+
+def _as_fragment(value: Any) -> orjson.Fragment:
+    if isinstance(value, _JsFloat):
+        return orjson.Fragment(_js_number(value).encode())
+    raise TypeError(f"cannot write {type(value).__name__} into a plan")
+
+
+def _dumps(value: Any) -> bytes:
+    return orjson.dumps(value, default=_as_fragment, option=orjson.OPT_INDENT_2)
+
+
+def task_json(task: Task) -> bytes:
+    """One task as it appears inside the plan's `tasks` array (indented for that depth)."""
+    return _dumps(task.to_json_dict()).replace(b"\n", b"\n    ")
+
+
+def plan_json(plan: Plan, task_pieces: list[bytes] | None = None) -> bytes:
+    """The plan as `JSON.stringify(plan, null, 2)` writes it; `task_pieces` are `task_json` of its tasks."""
+    pieces = task_pieces if task_pieces is not None else [task_json(task) for task in plan.tasks]
+    return _dumps(plan.to_json_dict(replace={"tasks": [orjson.Fragment(piece) for piece in pieces]}))
 
 
 def _js_number(value: float) -> str:
@@ -103,24 +116,132 @@ def _js_number(value: float) -> str:
 
 
 def save_plan(plan: Plan, path: Path) -> None:
-    """Atomically replace the plan file, then its Markdown view."""
-    write_atomic(path, plan_json(plan).encode("utf-8"))
-    write_atomic(markdown_path(path), plan_to_markdown(plan).encode("utf-8"))
+    """Atomically replace the plan file, then its Markdown view (everything serialised afresh)."""
+    PlanWriter(path).save(plan)
+
+
+class PlanWriter:
+    """Saves one plan again and again, serialising again only the tasks named as changed.
+
+    The executor changes one task per save, so saving a 2,000-task plan costs one task's serialisation
+    plus the writes, not the whole plan's. `changed=None` serialises everything.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._json: dict[str, bytes] = {}
+        self._markdown: dict[str, bytes] = {}
+        self._layout: TreeLayout | None = None
+
+    def save(self, plan: Plan, changed: Collection[str] | None = None) -> None:
+        self.write(self.render(plan, changed))
+
+    def render(self, plan: Plan, changed: Collection[str] | None = None) -> tuple[bytes, bytes]:
+        """The plan's JSON and Markdown as they are now (a snapshot: the plan may change right after)."""
+        if changed is None or self._layout is None:
+            self._json.clear()
+            self._markdown.clear()
+            self._layout = tree_layout(plan)
+        else:
+            for task_id in changed:
+                self._json.pop(task_id, None)
+                self._markdown.pop(task_id, None)
+        pieces, sections = [], []
+        for task in plan.tasks:
+            piece = self._json.get(task.id)
+            if piece is None:
+                piece = self._json[task.id] = task_json(task)
+                self._markdown[task.id] = task_section(task).encode("utf-8")
+            pieces.append(piece)
+            sections.append(self._markdown[task.id])
+        markdown = markdown_head(plan, self._layout).encode("utf-8") + b"".join(sections)
+        return plan_json(plan, pieces), markdown[:-1]
+
+    def write(self, rendered: tuple[bytes, bytes]) -> None:
+        plan_bytes, markdown_bytes = rendered
+        write_atomic(self.path, plan_bytes)
+        # The view is derived from the plan and rewritten on every save: atomic, but not worth an fsync.
+        write_atomic(markdown_path(self.path), markdown_bytes, durable=False)
+
+
+class BackgroundPlanWriter:
+    """A PlanWriter whose disk writes (and fsyncs) happen on one worker thread, with group commit.
+
+    Serialising stays on the caller's thread, so each save is a consistent snapshot of the whole plan.
+    When several saves are waiting, only the newest is written (it holds every earlier change) and all
+    of them complete together. Awaiting `save` still means the plan is on disk, which is what
+    write-ahead needs, while the event loop runs the other tasks meanwhile.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._writer = PlanWriter(path)
+        self._pending: list[tuple[tuple[bytes, bytes], Future[None]]] = []
+        self._cond = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._work, name="plan-writer", daemon=True)
+        self._thread.start()
+
+    async def save(self, plan: Plan, changed: Collection[str] | None = None) -> None:
+        try:
+            await asyncio.wrap_future(self._submit(self._writer.render(plan, changed)))
+        except OSError as exc:
+            raise PlanSaveFailed(
+                f"cannot save {self._writer.path}: {exc.strerror or exc}: fix that, then run again to resume"
+            ) from None
+
+    def save_blocking(self, plan: Plan, changed: Collection[str] | None = None) -> None:
+        """For a forced exit: queued behind any write in flight, so an older one cannot land after it."""
+        self._submit(self._writer.render(plan, changed)).result()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify()
+        self._thread.join()
+
+    def _submit(self, rendered: tuple[bytes, bytes]) -> Future[None]:
+        done: Future[None] = Future()
+        with self._cond:
+            self._pending.append((rendered, done))
+            self._cond.notify()
+        return done
+
+    def _work(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending and not self._closed:
+                    self._cond.wait()
+                if not self._pending:
+                    return
+                batch, self._pending = self._pending, []
+            try:
+                self._writer.write(batch[-1][0])
+            except OSError as exc:
+                for _, done in batch:
+                    done.set_exception(exc)
+            else:
+                for _, done in batch:
+                    done.set_result(None)
 
 
 def markdown_path(path: Path) -> Path:
     return path.with_suffix(".md")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Temporary file beside the target, fsync, rename, fsync the folder; keeps the target's mode."""
+def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
+    """Temporary file beside the target, fsync, rename, fsync the folder; keeps the target's mode.
+
+    The rename alone means a killed process leaves the old or the new file; the fsyncs (`durable`) make
+    that hold across a power loss too.
+    """
     folder = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         with contextlib.suppress(FileNotFoundError):
             os.chmod(tmp, path.stat().st_mode & 0o777)
         os.replace(tmp, path)
@@ -128,6 +249,8 @@ def write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+    if not durable:
+        return
     dir_fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(dir_fd)

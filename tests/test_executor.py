@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import shutil
+from collections.abc import Collection
 from pathlib import Path
 
+import pytest
 from memory_agent import Behaviour, MemoryAgent
 
 from planeteer_action.agent import TurnRequest, TurnResult
+from planeteer_action.errors import PlanSaveFailed
 from planeteer_action.events import Event, TaskBlocked, TaskInterrupted, TaskStarted
 from planeteer_action.executor import Executor, ExecutorOptions
 from planeteer_action.models import Attempt, Plan
 from planeteer_action.session_ids import session_id_for
-from planeteer_action.store import load_plan, save_plan
+from planeteer_action.store import BackgroundPlanWriter, load_plan, plan_json, save_plan
 
 
 def _plan(edges: dict[str, list[str]]) -> Plan:
@@ -28,10 +33,22 @@ def _plan(edges: dict[str, list[str]]) -> Plan:
 
 def _run(plan: Plan, agent: MemoryAgent, concurrency: int = 4, path: Path | None = None) -> tuple[str, list[Event]]:
     events: list[Event] = []
-    persist = (lambda p: save_plan(p, path)) if path else (lambda p: None)
-    executor = Executor(plan, agent, ExecutorOptions(Path("."), concurrency), persist, [events.append])
+    saver = BackgroundPlanWriter(path) if path else NoSaves()
+    executor = Executor(plan, agent, ExecutorOptions(Path("."), concurrency), saver, [events.append])
     result = asyncio.run(executor.run())
+    saver.close()
     return result.status, events
+
+
+class NoSaves:
+    async def save(self, plan: Plan, changed: Collection[str] | None) -> None:
+        return None
+
+    def save_blocking(self, plan: Plan, changed: Collection[str] | None) -> None:
+        return None
+
+    def close(self) -> None:
+        return None
 
 
 DIAMOND = {"setup": [], "api": ["setup"], "ui": ["setup"], "e2e": ["api", "ui"]}
@@ -104,7 +121,7 @@ def test_interrupt_marks_running_tasks_interrupted_and_keeps_sessions(tmp_path: 
     plan = _plan({"a": [], "b": [], "c": ["a"]})
     agent = MemoryAgent(behaviours={"a": Behaviour(hang=True), "b": Behaviour(hang=True)})
     events: list[Event] = []
-    executor = Executor(plan, agent, ExecutorOptions(Path(".")), lambda p: save_plan(p, path), [events.append])
+    executor = Executor(plan, agent, ExecutorOptions(Path(".")), BackgroundPlanWriter(path), [events.append])
 
     async def go() -> str:
         running = asyncio.create_task(executor.run())
@@ -165,3 +182,35 @@ def test_finished_tasks_are_never_run_again() -> None:
     agent = MemoryAgent()
     _run(plan, agent)
     assert {t for _, t, _ in agent.log} == {"ui", "e2e"}
+
+
+def test_incremental_saves_write_exactly_what_a_full_save_writes(tmp_path: Path) -> None:
+    path = tmp_path / "plan.json"
+    plan = _plan({**DIAMOND, "docs": ["api"]})
+    agent = MemoryAgent(behaviours={"ui": Behaviour(fail="no")})
+    _run(plan, agent, path=path)
+    incremental = path.read_bytes(), path.with_suffix(".md").read_bytes()
+    save_plan(load_plan(path), path)
+    assert (path.read_bytes(), path.with_suffix(".md").read_bytes()) == incremental
+    assert plan_json(plan) == incremental[0]
+
+
+def test_the_longest_chain_starts_first_when_slots_are_scarce() -> None:
+    # "short" comes first in the plan, but "long" heads a chain of three: with one slot it must go first.
+    agent = MemoryAgent()
+    _run(_plan({"short": [], "long": [], "long-2": ["long"], "long-3": ["long-2"]}), agent, concurrency=1)
+    starts = [task for kind, task, _ in agent.log if kind == "start"]
+    assert starts[0] == "long"
+
+
+def test_a_plan_that_cannot_be_saved_stops_the_run_with_a_clear_error(tmp_path: Path) -> None:
+    folder = tmp_path / "plans"
+    folder.mkdir()
+    path = folder / "plan.json"
+    plan = _plan({"a": [], "b": ["a"]})
+    save_plan(plan, path)
+    shutil.rmtree(folder)  # the disk went away: every save fails (chmod would not stop root)
+    agent = MemoryAgent()
+    with pytest.raises(PlanSaveFailed, match=rf"^cannot save {re.escape(str(path))}: No such file or directory"):
+        _run(plan, agent, path=path)
+    assert agent.log == []  # write-ahead: no session was started whose id could not be saved
