@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from rich.console import Console
@@ -27,11 +27,15 @@ from .gitinfo import git_context
 from .graph import blocked_tasks
 from .models import Plan, RecoveryChoice, parse_time
 from .recovery import RECOVERY_CHOICES, RecoveryReport, delete_quietly
-from .runner import ProviderSettings, RunConfig, RunOutcome, copilot_runtime, run_plan
 from .runtime import cli_version, find_copilot_cli
 from .sessions import KIND_LABELS, ClassifiedSession, classify, cleanup_candidates, discover_plans, mark_deleted
 from .store import PlanLock, load_plan, save_plan
 from .twirp import ServiceError
+
+# The Copilot SDK takes half a second to import: only the commands that start the runtime import it
+# (through `runner`), so `validate`, `status` and `retry` answer at once.
+if TYPE_CHECKING:
+    from .runner import RunOutcome
 
 T = TypeVar("T")
 PLAN_DIR = ".planeteer"
@@ -169,6 +173,8 @@ def run(
       PLANETEER_PROVIDER_API_KEY=... planeteer run plan.json --provider-base-url http://localhost:8000/v1
       planeteer run plan.json --on-interrupted fresh --json | jq .
     """
+    from .runner import ProviderSettings, RunConfig, run_plan
+
     try:
         config = RunConfig(
             plan_path=plan,
@@ -509,6 +515,8 @@ def _session_scope(
 
 
 def _with_agent(copilot_home: Path | None, work: Callable[[Agent], Awaitable[T]]) -> T:
+    from .runner import copilot_runtime
+
     async def go() -> T:
         async with copilot_runtime(copilot_home.resolve() if copilot_home else None) as agent:
             return await work(agent)
