@@ -7,6 +7,7 @@ newest checkpoint also goes into the cache, keyed by run. A restore takes whiche
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -28,8 +29,9 @@ from ..checkpoint import (
     parse_artifact_name,
     safe_state_name,
 )
+from ..errors import PlaneteerError
 from ..events import Event, RunFinished, TaskDone, TaskFailed, TaskInterrupted, TaskStarted
-from ..models import Plan, utc_now
+from ..models import utc_now
 from ..run_artifacts import RunArtifacts
 from ..store import markdown_path, write_atomic
 from ..twirp import ServiceError
@@ -39,6 +41,10 @@ from .context import ActionContext
 Warn = Callable[[str], None]
 # Older checkpoints of an attempt are deleted once a newer one is finalized; a few stay as a margin.
 KEEP_PER_ATTEMPT = 2
+# Cache entries cannot be deleted with the runtime token and count against the repository's cache quota
+# (evicting its other caches), so the cache copy is not one per change: the first checkpoint, then at most
+# one per interval, and always the last one of a run (it is what "Re-run all jobs" comes back to).
+CACHE_INTERVAL_SECONDS = 120.0
 _CACHE_KEY = re.compile(r"-attempt([0-9]+)-seq([0-9]+)$")
 
 
@@ -101,7 +107,8 @@ class UploadRecord:
     sequence: int = 0
     artifact: str | None = None
     plan_sha256: str | None = None
-    cached: bool = False
+    cached: bool = False  # whether `artifact` also has a cache copy
+    cached_at: float | None = None  # when the newest cache copy was saved (time.time())
 
     @classmethod
     def load(cls, path: Path) -> UploadRecord:
@@ -136,6 +143,7 @@ class CheckpointUploader:
         self._warn = warn
         self._wanted = 0
         self._served = 0
+        self._final = False  # the waiting request is a run's last: it always gets a cache copy
         self._busy = False
         self._closed = False
         self._cond = threading.Condition()
@@ -148,11 +156,12 @@ class CheckpointUploader:
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, TaskStarted | TaskDone | TaskFailed | TaskInterrupted | RunFinished):
-            self.request()
+            self.request(final=isinstance(event, RunFinished))
 
-    def request(self) -> None:
+    def request(self, *, final: bool = False) -> None:
         with self._cond:
             self._wanted += 1
+            self._final = self._final or final
             self._cond.notify_all()
 
     def flush(self, timeout: float) -> bool:
@@ -172,13 +181,29 @@ class CheckpointUploader:
             self._closed = True
             self._cond.notify_all()
 
-    def upload_if_changed(self) -> bool:
-        """Upload now unless the plan on disk is exactly what was last uploaded (the final step's job)."""
-        current = hashlib.sha256(self._source.plan_path.read_bytes()).hexdigest()
-        if current == self._record.plan_sha256:
+    def finish(self, timeout: float) -> bool:
+        """Wait for the uploads requested so far, then make sure the newest upload holds the plan on disk and
+        has its cache copy (what a re-run, even after "Re-run all jobs", comes back to). False if that takes
+        longer than `timeout`."""
+        deadline = time.monotonic() + timeout
+        if not self.flush(timeout):
             return False
-        self.request()
-        return self.flush(timeout=300)
+        if self._up_to_date():
+            return True
+        self.request(final=True)
+        return self.flush(max(0.0, deadline - time.monotonic())) and self._up_to_date()
+
+    def upload_if_changed(self, timeout: float = 300) -> bool:
+        """The final step's job: `finish`, saying whether anything had to be uploaded for it."""
+        if self._up_to_date():
+            return False
+        return self.finish(timeout)
+
+    def _up_to_date(self) -> bool:
+        current = hashlib.sha256(self._source.plan_path.read_bytes()).hexdigest()
+        with self._cond:
+            record = self._record
+            return current == record.plan_sha256 and (record.cached or self._cache is None)
 
     def _work(self) -> None:
         while True:
@@ -187,19 +212,22 @@ class CheckpointUploader:
                     self._cond.wait()
                 if self._closed and self._served >= self._wanted:
                     return
-                target = self._wanted
+                target, final = self._wanted, self._final
+                self._final = False
                 self._busy = True
             try:
-                self._upload_once()
-            except (CheckpointError, ServiceError, OSError, ValueError) as exc:
+                self._upload_once(final)
+            except (PlaneteerError, ServiceError, OSError, ValueError) as exc:
                 self._warn(f"checkpoint upload failed (the next change will try again): {exc}")
+            except Exception as exc:  # the thread must live on: without it no checkpoint would be saved
+                self._warn(f"checkpoint upload failed (the next change will try again): {type(exc).__name__}: {exc}")
             finally:
                 with self._cond:
                     self._served = target
                     self._busy = False
                     self._cond.notify_all()
 
-    def _upload_once(self) -> None:
+    def _upload_once(self, final: bool) -> None:
         record = self._record
         # A failed create still reserves its name, so every try takes a new sequence number.
         sequence = record.sequence + 1
@@ -212,13 +240,16 @@ class CheckpointUploader:
         record.artifact, record.plan_sha256, record.cached = name, plan_sha, False
         record.save(self._record_path)
         self._prune(sequence)
-        if self._cache is not None:
+        due = record.cached_at is None or time.time() - record.cached_at >= CACHE_INTERVAL_SECONDS
+        if self._cache is not None and (final or due):
             key = cache_key(source.state_name, source.context.run_id, source.context.run_attempt, sequence)
             try:
                 record.cached = self._cache.save(key, data)
-                record.save(self._record_path)
             except ServiceError as exc:
                 self._warn(f"could not keep a cache copy of checkpoint {name}: {exc}")
+            else:
+                record.cached_at = time.time()
+                record.save(self._record_path)
 
     def _prune(self, newest_sequence: int) -> None:
         attempt = self._source.context.run_attempt
@@ -292,7 +323,7 @@ def restore_checkpoint(
                     continue
                 if before_attempt is not None and order[0] >= before_attempt:
                     continue
-                candidates.append((order, "artifact", lambda a=artifact: rest.download(a.id)))
+                candidates.append((order, "artifact", functools.partial(rest.download, artifact.id)))
         except ServiceError as exc:
             warn(f"could not list the checkpoints of run {run_id}: {exc}")
     if cache is not None:
@@ -307,7 +338,8 @@ def restore_checkpoint(
             match = _CACHE_KEY.search(key)
             if match:
                 order = (int(match.group(1)), int(match.group(2)))
-                candidates.append((order, "cache", lambda data=data: data))
+                if before_attempt is None or order[0] < before_attempt:
+                    candidates.append((order, "cache", functools.partial(bytes, data)))
     if not candidates:
         warn(f"no checkpoint of this plan found in run {run_id}: starting from the plan file in the repository")
         return None

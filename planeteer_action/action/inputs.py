@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from actions_toolkit import core
 
@@ -78,7 +79,7 @@ def read_inputs(workspace: Path) -> ActionInputs:
         model=_get("model"),
         concurrency=int(concurrency_text),
         task_timeout=parse_duration(_get("task-timeout") or "10m", "input `task-timeout`"),
-        on_interrupted=choice,  # type: ignore[arg-type]
+        on_interrupted=cast(RecoveryChoice, choice),
         provider_base_url=_get("provider-base-url"),
         provider_type=provider_type,
         offline=offline_text == "true",

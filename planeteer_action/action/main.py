@@ -82,7 +82,9 @@ def _setup(context: ActionContext) -> tuple[ActionInputs, str, StepState]:
     return inputs, state_name, state
 
 
-def _source(context: ActionContext, inputs: ActionInputs, state_name: str, state: StepState, base: str | None) -> CheckpointSource:
+def _source(
+    context: ActionContext, inputs: ActionInputs, state_name: str, state: StepState, base: str | None
+) -> CheckpointSource:
     return CheckpointSource(
         context=context,
         state_name=state_name,
@@ -118,8 +120,10 @@ def run_step() -> int:
     for warning in _warnings(context, inputs):
         core.warning(warning)
     if artifacts is None:
-        core.warning("ACTIONS_RUNTIME_TOKEN is not available: checkpoints will not be uploaded, so a re-run "
-                     "cannot resume (use this repository's action.yml, which makes the token available)")
+        core.warning(
+            "ACTIONS_RUNTIME_TOKEN is not available: checkpoints will not be uploaded, so a re-run "
+            "cannot resume (use this repository's action.yml, which makes the token available)"
+        )
     resume_run = inputs.resume_from_run or (context.run_id if context.run_attempt > 1 else None)
     restored = None
     if resume_run is not None:
@@ -169,7 +173,7 @@ def run_step() -> int:
     state.write_report(report)
     if uploader is not None:
         grace = FLUSH_AFTER_INTERRUPT_SECONDS if outcome.exit_code == EXIT_INTERRUPTED else FLUSH_AFTER_RUN_SECONDS
-        if not uploader.flush(grace):
+        if not uploader.finish(grace):
             core.info("the last checkpoint is still uploading; the final step finishes it")
         uploader.close()
     return outcome.exit_code
@@ -196,7 +200,15 @@ def finalize_step() -> int:
             uploader.close()
     report["checkpoint"] = UploadRecord.load(state.uploads).artifact
     plan = load_plan(inputs.plan)
-    set_outputs(outputs(plan, str(inputs.plan.relative_to(context.workspace)) if inputs.plan.is_relative_to(context.workspace) else str(inputs.plan), report["checkpoint"]))
+    set_outputs(
+        outputs(
+            plan,
+            str(inputs.plan.relative_to(context.workspace))
+            if inputs.plan.is_relative_to(context.workspace)
+            else str(inputs.plan),
+            report["checkpoint"],
+        )
+    )
     if context.summary_file is not None:
         with context.summary_file.open("a", encoding="utf-8") as summary:
             summary.write(summary_markdown(plan, report, _warnings(context, inputs)))
