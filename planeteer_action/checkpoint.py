@@ -33,9 +33,12 @@ from typing import Any
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+from pydantic import ValidationError
 
 from .errors import PlaneteerError
+from .models import Plan
 from .session_ids import belongs_to_plan, is_planeteer_session, plan_fingerprint
+from .workspace_changes import path_outside_checkout
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -255,7 +258,25 @@ def open_checkpoint(
         raise CheckpointOfOtherPlan(
             f"checkpoint is of plan {checkpoint.meta.plan_id!r}, not {expected_plan_id!r}: it is ignored"
         )
+    _check_contents(checkpoint)
     return checkpoint
+
+
+def _check_contents(checkpoint: Checkpoint) -> None:
+    """The plan must be a plan of the manifest's id, and the patch must stay inside the checkout.
+
+    git would refuse such a patch too, but as a failure to apply, which stops a run; a forged checkpoint
+    should instead be skipped like any other untrustworthy one.
+    """
+    try:
+        plan = Plan.model_validate(json.loads(checkpoint.plan_bytes))
+    except (ValueError, ValidationError):
+        raise CheckpointInvalid(f"its {PLAN} is not a valid plan: it was damaged or forged") from None
+    if plan.id != checkpoint.meta.plan_id:
+        raise CheckpointInvalid(f"its {PLAN} is of plan {plan.id!r}, not the manifest's: it was forged")
+    unsafe = path_outside_checkout(checkpoint.changes)
+    if unsafe is not None:
+        raise CheckpointInvalid(f"its workspace patch writes to {unsafe[:120]!r}, outside the checkout: refused")
 
 
 # Artifact names ------------------------------------------------------------------------------------------

@@ -12,16 +12,19 @@ changes nothing when it refuses. Submodule pointers do not travel.
 
 from __future__ import annotations
 
+import codecs
 import os
 import shutil
 import subprocess
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import PlaneteerError
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
+_ADD_TRIES = 3
 
 # Flags that pin what a patch looks like, whatever the repository's or user's git config says.
 _DIFF_FLAGS = (
@@ -64,7 +67,8 @@ def capture_changes(
     """A patch from `base_commit` to the whole working tree, or b"" when nothing changed.
 
     `exclude` lists files or folders (absolute, or relative to `repo_dir`) that must not travel, such as
-    the plan file, its Markdown view and lock, or a Copilot home inside the repository.
+    the plan file, its Markdown view and lock, or a Copilot home inside the repository; the temporary files
+    an atomic save of an excluded file leaves beside it (`.<name>.*.tmp`) stay out too.
     """
     root = _toplevel(repo_dir)
     with tempfile.TemporaryDirectory(prefix="planeteer-index-") as tmp:
@@ -78,11 +82,12 @@ def capture_changes(
             merged = False
         if not merged:
             _git(root, "read-tree", base_commit, env=env)
-        pathspecs = [
-            ":(top)",
-            *(f":(top,exclude,literal){rel}" for rel in _relative_paths(root, repo_dir, exclude)),
-        ]
-        _git(root, "add", "--all", "--", *pathspecs, env=env)
+        pathspecs = [":(top)"]
+        for rel in _relative_paths(root, repo_dir, exclude):
+            folder, _, name = rel.rpartition("/")
+            pathspecs.append(f":(top,exclude,literal){rel}")
+            pathspecs.append(f":(top,exclude,glob){folder + '/' if folder else ''}.{_glob_escape(name)}.*.tmp")
+        _add_all(root, pathspecs, env)
         patch_file = Path(tmp) / "changes.patch"
         _git(root, "diff-index", "--cached", *_DIFF_FLAGS, f"--output={patch_file}", base_commit, env=env)
         size = patch_file.stat().st_size
@@ -122,6 +127,69 @@ def apply_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: 
     listing = _git(root, "apply", "--numstat", "-z", "--binary", "-", stdin=patch)
     _git(root, "apply", "--binary", "-", stdin=patch)
     return [entry.split(b"\t", 2)[2].decode("utf-8", "surrogateescape") for entry in listing.split(b"\0") if entry]
+
+
+def _add_all(root: Path, pathspecs: list[str], env: dict[str, str]) -> None:
+    """Stage the working tree into the temporary index; agents may be changing it meanwhile.
+
+    A file that vanishes between git's listing and its read fails the whole `git add`; the next try no
+    longer sees it.
+    """
+    for attempt in range(1, _ADD_TRIES + 1):
+        result = _run(root, ["add", "--all", "--", *pathspecs], env)
+        if result.returncode == 0:
+            return
+        if attempt == _ADD_TRIES:
+            raise WorkspaceChangesError(
+                f"cannot read the working tree's changes ({_first_line(result.stderr)}): run again"
+            )
+        time.sleep(0.2 * attempt)
+
+
+def _glob_escape(name: str) -> str:
+    return "".join(f"[{c}]" if c in "*?[]\\" else c for c in name)
+
+
+_PATCH_PATH_LINES = (b"diff --git ", b"--- ", b"+++ ", b"rename from ", b"rename to ", b"copy from ", b"copy to ")
+
+
+def path_outside_checkout(patch: bytes) -> str | None:
+    """The first path in a patch's file headers that is absolute, climbs out with `..`, or enters `.git`."""
+    in_header = False
+    for line in patch.split(b"\n"):
+        if line.startswith(b"diff --git "):
+            in_header = True
+        elif line.startswith((b"@@", b"GIT binary patch", b"Binary files ")):
+            in_header = False
+        if not in_header or not line.startswith(_PATCH_PATH_LINES):
+            continue
+        text = line.decode("utf-8", "surrogateescape")
+        for prefix in _PATCH_PATH_LINES:
+            if text.startswith(prefix.decode()):
+                text = text[len(prefix) :]
+                break
+        for token in text.split(" ") if line.startswith(b"diff --git ") else [text.split("\t")[0]]:
+            path = _unquote(token)
+            if path == "/dev/null":
+                continue
+            if path[:2] in ("a/", "b/") and not line.startswith((b"rename ", b"copy ")):
+                path = path[2:]
+            parts = path.replace("\\", "/").split("/")
+            if path.startswith("/") or ".." in parts or any(p.lower() == ".git" for p in parts):
+                return path
+    return None
+
+
+def _unquote(token: str) -> str:
+    """A path as git quotes it (C-style, with octal escapes) back to text; unquoted paths as they are."""
+    if len(token) >= 2 and token.startswith('"') and token.endswith('"'):
+        raw = token[1:-1].encode("utf-8", "surrogateescape")
+        try:
+            decoded: bytes = codecs.escape_decode(raw)[0]
+            return decoded.decode("utf-8", "surrogateescape")
+        except (ValueError, UnicodeDecodeError):
+            return token
+    return token
 
 
 def _toplevel(repo_dir: Path) -> Path:

@@ -39,7 +39,9 @@ SECOND = session_id_for(PLAN_ID, "Fix the docs!", 2)
 MISSING = session_id_for(PLAN_ID, "never-started", 1)
 LINKED = session_id_for(PLAN_ID, "linked", 1)
 FOREIGN = session_id_for("another-plan", "write-tests", 1)
-PLAN_BYTES = json.dumps({"id": PLAN_ID, "tasks": [{"id": "write-tests"}]}).encode()
+PLAN_BYTES = json.dumps(
+    {"id": PLAN_ID, "name": "demo", "tasks": [{"id": "write-tests", "title": "Write tests"}]}
+).encode()
 PATCH_BYTES = b"diff --git a/x b/x\nnew file mode 100644\n"
 TRANSCRIPT = b'{"type":"user.message","data":{"content":"the secret sauce"}}\n'
 

@@ -13,6 +13,7 @@ from planeteer_action.workspace_changes import (
     apply_changes,
     capture_changes,
     head_commit,
+    path_outside_checkout,
 )
 
 BINARY = bytes(range(256)) * 4
@@ -151,6 +152,8 @@ def test_excluded_paths_stay_out_of_the_patch(origin: Path, tmp_path: Path) -> N
     (origin / "plans").mkdir()
     (origin / "plans" / "plan.json").write_text('{"id": "p"}')
     (origin / "plans" / "plan.md").write_text("# plan")
+    (origin / "plans" / ".plan.json.k2j_9a.tmp").write_text("an atomic save in flight")
+    (origin / "plans" / ".plan.md.zz.tmp").write_text("an atomic save in flight")
     (origin / ".copilot" / "session-state" / "planeteer-0a1b2c3d-t-a1").mkdir(parents=True)
     (origin / ".copilot" / "session-state" / "planeteer-0a1b2c3d-t-a1" / "events.jsonl").write_text("secret\n")
     (origin / "src" / "app.py").write_text("print('edited, excluded')\n")
@@ -167,7 +170,7 @@ def test_excluded_paths_stay_out_of_the_patch(origin: Path, tmp_path: Path) -> N
         ],
     )
 
-    assert b"plan.json" not in patch and b"plan.md" not in patch
+    assert b"plan.json" not in patch and b"plan.md" not in patch and b".tmp" not in patch
     assert b".copilot" not in patch and b"secret" not in patch and b"app.py" not in patch
     assert apply_changes(clone, base, patch) == ["kept.txt"]
 
@@ -249,3 +252,25 @@ def test_changes_over_the_size_cap_are_refused_naming_size_and_cap(origin: Path,
 def test_a_folder_outside_any_repository_is_a_plain_error(tmp_path: Path) -> None:
     with pytest.raises(WorkspaceChangesError, match="git rev-parse failed"):
         capture_changes(tmp_path, "0" * 40, exclude=[])
+
+
+def diff(path: str, body: str = "@@ -0,0 +1 @@\n+x\n") -> str:
+    return f"diff --git a/{path} b/{path}\nnew file mode 100644\n--- /dev/null\n+++ b/{path}\n{body}"
+
+
+@pytest.mark.parametrize(
+    ("patch", "unsafe"),
+    [
+        (diff("src/app.py"), None),
+        (diff("src/app.py", "@@ -1,2 +1 @@\n--- ../../not/a/header\n-x\n+y\n"), None),  # a removed line
+        (diff("src/..hidden/x"), None),
+        (diff("../../evil"), "../../evil"),
+        (diff(".git/hooks/pre-commit"), ".git/hooks/pre-commit"),
+        (diff("sub/.GIT/config"), "sub/.GIT/config"),
+        ('diff --git "a/\\056\\056/evil" "b/\\056\\056/evil"\n--- /dev/null\n+++ "b/\\056\\056/evil"\n', "../evil"),
+        ("diff --git a/x b/x\nsimilarity index 90%\nrename from x\nrename to ../y\n", "../y"),
+        ("diff --git a//etc/passwd b//etc/passwd\n", "/etc/passwd"),
+    ],
+)
+def test_patches_that_would_write_outside_the_checkout_are_recognised(patch: str, unsafe: str | None) -> None:
+    assert path_outside_checkout(patch.encode()) == unsafe
