@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
+from .errors import EXIT_TASKS_FAILED, PlaneteerError
+
 TurnMode = Literal["create", "resume"]
 
 
@@ -50,8 +52,13 @@ class SessionInfo:
     working_directory: str | None
 
 
-class AgentError(Exception):
-    """A turn or session operation failed; the message is safe to show and to save in the plan."""
+class AgentError(PlaneteerError):
+    """A turn or session operation failed; the message is safe to show and to save in the plan.
+
+    Raised out of a run (the runtime did not start, or stopped), it exits 1 like a failed task.
+    """
+
+    exit_code = EXIT_TASKS_FAILED
 
 
 class TurnTimeout(AgentError):

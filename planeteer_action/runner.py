@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from .agent import Agent
 from .copilot_agent import CopilotAgent
@@ -130,9 +131,17 @@ def record_execution(plan: Plan, config: RunConfig, context: GitContext) -> None
     execution.working_directory = str(config.working_directory)
     execution.model = OFFLINE_MODEL if config.offline and not config.model else config.model
     execution.provider_type = "offline" if config.offline else (config.provider.type if config.provider else None)
-    execution.provider_base_url = config.provider.base_url if config.provider else None
+    execution.provider_base_url = _without_credentials(config.provider.base_url) if config.provider else None
     execution.started_at = execution.started_at or utc_now()
     plan.execution = execution
+
+
+def _without_credentials(url: str) -> str:
+    """The plan records which endpoint was used, never a key someone put in its URL."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
 
 
 async def run_plan(

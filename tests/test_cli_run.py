@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,3 +142,26 @@ def test_the_provider_key_is_never_written_or_shown(tmp_path: Path, model: Offli
     for path in ws.home.rglob("*"):
         if path.is_file():
             assert API_KEY.encode() not in path.read_bytes(), path
+
+
+def test_a_missing_copilot_cli_is_one_line_naming_the_install_command(
+    tmp_path: Path, model: OfflineModelServer
+) -> None:
+    ws = make_workspace(tmp_path, model, {"a": []})
+    env = {**ws.env(), "COPILOT_CLI_PATH": str(tmp_path / "no" / "copilot"), "PATH": "/usr/bin:/bin"}
+    result = subprocess.run(ws.args("run"), cwd=ws.repo, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("planeteer: error: ")
+    assert "npm install -g @github/copilot@1.0.102" in lines[0]
+    assert ws.load().task("a").status == "pending"
+
+
+def test_credentials_in_a_provider_url_are_not_recorded(tmp_path: Path, model: OfflineModelServer) -> None:
+    ws = make_workspace(tmp_path, model, {"a": []})
+    leaky = model.base_url.replace("http://", "http://user:hunter2@") + "?api-key=hunter2"
+    args = ws.args("run")
+    args[args.index(model.base_url)] = leaky
+    subprocess.run(args, cwd=ws.repo, env=ws.env(), capture_output=True, text=True, timeout=120)
+    assert "hunter2" not in ws.plan.read_text()
+    assert ws.load().execution.provider_base_url == model.base_url  # type: ignore[union-attr]
