@@ -52,7 +52,7 @@ from planeteer_action.agent import SessionInfo, TurnRequest, TurnResult
 from planeteer_action.copilot_agent import CopilotAgent
 from planeteer_action.events import Event, TaskDone, TaskStarted
 from planeteer_action.executor import Executor, ExecutorOptions, PlanSaver
-from planeteer_action.graph import critical_path_length, topological_order
+from planeteer_action.graph import chain_lengths, critical_path_length
 from planeteer_action.markdown import plan_to_markdown
 from planeteer_action.models import Plan
 from planeteer_action.offline_model import OfflineModelServer, find_task_id, provider_config
@@ -336,20 +336,13 @@ class FixedTimeAgent:
 
 
 def longest_path_first(plan: Plan) -> dict[str, int]:
-    """Each task's rank by the longest chain of tasks from it to the end (its "bottom level"), longest first."""
-    dependents: dict[str, list[str]] = {t.id: [] for t in plan.tasks}
-    for task in plan.tasks:
-        for dep in task.depends_on:
-            dependents[dep].append(task.id)
-    level: dict[str, int] = {}
-    for task_id in reversed(topological_order(plan)):
-        level[task_id] = 1 + max((level[k] for k in dependents[task_id]), default=0)
-    return {task_id: -level[task_id] for task_id in level}
+    """The executor's policy as a `greedy_makespan` priority: the longest chain of dependents first."""
+    return {task_id: -length for task_id, length in chain_lengths(plan).items()}
 
 
 def greedy_makespan(plan: Plan, seconds: float, concurrency: int, priority: Mapping[str, int] | None = None) -> float:
-    """List scheduling simulated with zero overhead: ready tasks start in plan order (the executor's policy),
-    or by `priority` (lower first, plan order breaking ties), up to `concurrency` at once."""
+    """List scheduling simulated with zero overhead: ready tasks start in plan order, or by `priority`
+    (lower first, plan order breaking ties), up to `concurrency` at once."""
     deps = {t.id: set(t.depends_on) for t in plan.tasks}
     position = {t.id: i for i, t in enumerate(plan.tasks)}
     waiting = sorted(position, key=lambda t: ((priority or {}).get(t, 0), position[t]))
@@ -416,11 +409,13 @@ def figure_scheduler(sizes: Sizes, results: Results) -> None:
     results.add(fig, f"DAG: {n} tasks, {edges} edges (seed {sizes.dag_seed}), -j {conc}, turn {ms(turn)}", "")
     results.add(fig, "lower bound max(critical path, work/concurrency)", f"{secs(bound)}")
     results.add(fig, "  critical path / total work ÷ concurrency", f"{secs(critical)} / {secs(work)}")
-    results.add(
-        fig, "  zero-overhead schedule, plan order (executor's policy)", f"{secs(ideal)} ({ideal / bound:.3f}×)"
-    )
+    results.add(fig, "  zero-overhead schedule, plan order", f"{secs(ideal)} ({ideal / bound:.3f}×)")
     best = greedy_makespan(plan, turn, conc, longest_path_first(plan))
-    results.add(fig, "  zero-overhead schedule, longest path first", f"{secs(best)} ({best / bound:.3f}×)")
+    results.add(
+        fig,
+        "  zero-overhead schedule, longest chain first (the executor's policy)",
+        f"{secs(best)} ({best / bound:.3f}×)",
+    )
 
     progress(f"fig 1: {n}-task DAG at -j {conc}, no saves")
     agent = FixedTimeAgent(turn)
@@ -429,7 +424,7 @@ def figure_scheduler(sizes: Sizes, results: Results) -> None:
     ratio = makespan / bound
     results.add(fig, "makespan, no saves (scheduler alone)", secs(makespan))
     results.add(fig, "makespan / lower bound (scheduler alone)", f"{ratio:.3f}", "≤ 1.05", ratio <= 1.05)
-    results.add(fig, "  makespan / zero-overhead plan-order schedule", f"{makespan / ideal:.3f}")
+    results.add(fig, "  makespan / zero-overhead schedule of the same policy", f"{makespan / best:.3f}")
     late = statistics.mean(end - start - turn for start, end in agent.turns)
     results.add(fig, "  asyncio.sleep overrun per turn (timer granularity), mean", ms(late))
     instant = asyncio.run(
