@@ -282,7 +282,6 @@ def _check_contents(checkpoint: Checkpoint) -> None:
 # Artifact names ------------------------------------------------------------------------------------------
 
 _ARTIFACT_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-_ANY_ARTIFACT = re.compile(r"^planeteer-.+-attempt([0-9]+)-seq([0-9]+)$")
 
 
 def artifact_name(state_name: str, attempt: int, sequence: int) -> str:
@@ -297,20 +296,6 @@ def parse_artifact_name(name: str, state_name: str) -> tuple[int, int] | None:
     pattern = rf"^planeteer-{re.escape(safe_state_name(state_name))}-attempt([0-9]+)-seq([0-9]+)$"
     match = re.match(pattern, name)
     return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def newest(names: Iterable[str], state_name: str | None = None) -> str | None:
-    """The checkpoint artifact with the highest (attempt, sequence), of `state_name` if given, or None."""
-    ranked = []
-    for name in names:
-        if state_name is None:
-            match = _ANY_ARTIFACT.match(name)
-            order = (int(match.group(1)), int(match.group(2))) if match else None
-        else:
-            order = parse_artifact_name(name, state_name)
-        if order is not None:
-            ranked.append((order, name))
-    return max(ranked)[1] if ranked else None
 
 
 def safe_state_name(state_name: str) -> str:

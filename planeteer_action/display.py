@@ -18,6 +18,7 @@ from rich.text import Text
 
 from .events import (
     Event,
+    LockTakenOver,
     RunFinished,
     RunStarted,
     SessionLost,
@@ -136,6 +137,8 @@ class LiveView:
         self._board.apply(event)
         if isinstance(event, RunFinished):
             self._finished = event
+        elif isinstance(event, LockTakenOver):
+            self._console.print(describe(event))  # a notice, above the table
         if self._live is None:
             # get_renderable: each refresh redraws, so running tasks' elapsed time ticks between events.
             self._live = Live(console=self._console, refresh_per_second=4, get_renderable=self._render)
@@ -189,6 +192,8 @@ def describe(event: Event) -> str:
     """One human line per event; the same words in the log, the terminal and the Actions log."""
     if isinstance(event, RunStarted):
         return f"run {event.plan_name!r}: {event.total} tasks, up to {event.concurrency} at once"
+    if isinstance(event, LockTakenOver):
+        return f"took over the plan's lock from pid {event.pid} on {event.host} (since {event.since}), which is gone"
     if isinstance(event, TaskStarted):
         verb = "resumed" if event.mode == "resume" else "started"
         return f"task {event.task_id} {verb} in session {event.session_id} ({event.reason})"

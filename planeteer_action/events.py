@@ -26,6 +26,15 @@ class Event:
 
 
 @dataclass(frozen=True)
+class LockTakenOver(Event):
+    """The plan's lock was left by a run that died without releasing it (a crash or a hard kill)."""
+
+    pid: int
+    host: str
+    since: str
+
+
+@dataclass(frozen=True)
 class RunStarted(Event):
     plan_id: str
     plan_name: str

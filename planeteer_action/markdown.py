@@ -1,4 +1,8 @@
-"""The Markdown view written beside the plan: the TUI's layout, plus each task's session and attempts."""
+"""The Markdown view written beside the plan: the TUI's layout, plus each task's session and attempts.
+
+It is built from pieces (head, one tree line per task, the tree's end, one section per task) so that a
+writer saving the plan again and again renders only the changed tasks' pieces.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +11,22 @@ from .models import Plan, Task
 _ICONS = {"done": "●", "failed": "✗", "in_progress": "◐", "interrupted": "◌"}
 
 
-def plan_to_markdown(plan: Plan) -> str:
-    """The whole view."""
-    sections = "".join(task_section(task) for task in plan.tasks)
-    return (markdown_head(plan, tree_layout(plan)) + sections)[:-1]
-
-
-def markdown_head(plan: Plan, layout: TreeLayout) -> str:
-    """Everything before the task sections: title, dates, and the tree with each task's status.
-
-    The view is this head, then every `task_section`, less the final newline (the TUI's view ends with
-    a single one); a writer saving repeatedly caches the sections and the layout.
-    """
+def markdown_head(plan: Plan) -> str:
+    """Title, description and dates, up to the opening of the tree."""
     lines = [f"# {plan.name}", ""]
     if plan.description:
         lines += [plan.description, ""]
     lines += [f"> Created: {plan.created_at or '-'}", f"> Updated: {plan.updated_at or '-'}", ""]
-    lines += ["## Work Breakdown Tree", "", "```"]
-    statuses = {task.id: task.status for task in plan.tasks}
-    lines += [f"{head}{_ICONS.get(statuses[task_id], '○')}{tail}" for task_id, head, tail in layout]
-    lines += ["```", "", "## Tasks", ""]
-    return "\n".join(lines) + "\n"
+    lines += ["## Work Breakdown Tree", "", "```", ""]
+    return "\n".join(lines)
+
+
+TREE_END = "```\n\n## Tasks\n\n"
+
+
+def tree_line(entry: tuple[str, str, str], status: str) -> str:
+    _, head, tail = entry
+    return f"{head}{_ICONS.get(status, '○')}{tail}\n"
 
 
 def task_section(task: Task) -> str:

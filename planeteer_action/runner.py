@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 from .agent import Agent
 from .copilot_agent import CopilotAgent
 from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, ConfigError
-from .events import Listener
+from .events import Listener, LockTakenOver
 from .executor import Executor, ExecutorOptions, count_statuses
 from .gitinfo import GitContext, git_context
 from .models import Execution, Plan, Recovery, RecoveryChoice, utc_now
@@ -154,6 +154,10 @@ async def run_plan(
     load_plan(config.plan_path)  # a bad plan is refused before anything, even the lock file, is written
     lock = PlanLock(config.plan_path)
     lock.acquire()
+    if lock.taken_over is not None:
+        owner = lock.taken_over
+        for listener in listeners:
+            listener(LockTakenOver(pid=owner.pid, host=owner.host, since=owner.since))
     try:
         # Read again under the lock: another run may have saved it since.
         return await _run_locked(load_plan(config.plan_path), config, listeners, choose)

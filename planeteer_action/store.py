@@ -16,6 +16,7 @@ import os
 import socket
 import tempfile
 import threading
+import time
 from collections.abc import Collection, Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from pydantic import ValidationError
 
 from .errors import PlanInvalid, PlanLocked, PlanSaveFailed
 from .graph import check_graph
-from .markdown import TreeLayout, markdown_head, task_section, tree_layout
+from .markdown import TREE_END, markdown_head, task_section, tree_layout, tree_line
 from .models import Plan, Task, utc_now
 
 
@@ -124,44 +125,76 @@ class PlanWriter:
     """Saves one plan again and again, serialising again only the tasks named as changed.
 
     The executor changes one task per save, so saving a 2,000-task plan costs one task's serialisation
-    plus the writes, not the whole plan's. `changed=None` serialises everything.
+    plus the writes, not the whole plan's. `changed=None` serialises everything. The Markdown view is
+    rewritten at most every `markdown_interval` seconds (0: on every save); `finish` brings it up to date.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, markdown_interval: float = 0.0) -> None:
         self.path = path
-        self._json: dict[str, bytes] = {}
-        self._markdown: dict[str, bytes] = {}
-        self._layout: TreeLayout | None = None
+        self._markdown_interval = markdown_interval
+        self._markdown_due = 0.0
+        self._markdown_stale = False
+        # Per task: its JSON piece, its line in the Markdown tree, its Markdown section.
+        self._pieces: dict[str, tuple[bytes, bytes, bytes]] = {}
+        self._layout: dict[str, tuple[str, str, str]] = {}
+        self._tree_order: list[str] = []
 
     def save(self, plan: Plan, changed: Collection[str] | None = None) -> None:
         self.write(self.render(plan, changed))
 
-    def render(self, plan: Plan, changed: Collection[str] | None = None) -> tuple[bytes, bytes]:
-        """The plan's JSON and Markdown as they are now (a snapshot: the plan may change right after)."""
-        if changed is None or self._layout is None:
-            self._json.clear()
-            self._markdown.clear()
-            self._layout = tree_layout(plan)
+    def render(self, plan: Plan, changed: Collection[str] | None = None) -> Rendered:
+        """The plan's JSON (and, when due, its Markdown view) as they are now: a snapshot."""
+        if changed is None or not self._layout:
+            self._pieces.clear()
+            layout = tree_layout(plan)
+            self._layout = {entry[0]: entry for entry in layout}
+            self._tree_order = [entry[0] for entry in layout]
         else:
             for task_id in changed:
-                self._json.pop(task_id, None)
-                self._markdown.pop(task_id, None)
-        pieces, sections = [], []
+                self._pieces.pop(task_id, None)
         for task in plan.tasks:
-            piece = self._json.get(task.id)
-            if piece is None:
-                piece = self._json[task.id] = task_json(task)
-                self._markdown[task.id] = task_section(task).encode("utf-8")
-            pieces.append(piece)
-            sections.append(self._markdown[task.id])
-        markdown = markdown_head(plan, self._layout).encode("utf-8") + b"".join(sections)
-        return plan_json(plan, pieces), markdown[:-1]
+            if task.id not in self._pieces:
+                self._pieces[task.id] = (
+                    task_json(task),
+                    tree_line(self._layout[task.id], task.status).encode("utf-8"),
+                    task_section(task).encode("utf-8"),
+                )
+        plan_bytes = plan_json(plan, [self._pieces[task.id][0] for task in plan.tasks])
+        now = time.monotonic()
+        if now < self._markdown_due:
+            self._markdown_stale = True
+            return plan_bytes, None
+        self._markdown_due = now + self._markdown_interval
+        self._markdown_stale = False
+        return plan_bytes, self._markdown(plan)
 
-    def write(self, rendered: tuple[bytes, bytes]) -> None:
-        plan_bytes, markdown_bytes = rendered
+    def finish(self, plan: Plan) -> None:
+        """Write the Markdown view if a save skipped it (the plan is already on disk)."""
+        if self._markdown_stale:
+            self._markdown_stale = False
+            write_atomic(markdown_path(self.path), self._markdown(plan), durable=False)
+
+    def write(self, rendered: Rendered) -> None:
+        plan_bytes, markdown = rendered
         write_atomic(self.path, plan_bytes)
-        # The view is derived from the plan and rewritten on every save: atomic, but not worth an fsync.
-        write_atomic(markdown_path(self.path), markdown_bytes, durable=False)
+        if markdown is not None:
+            # The view is derived from the plan and rewritten often: atomic, but not worth an fsync.
+            write_atomic(markdown_path(self.path), markdown, durable=False)
+
+    def _markdown(self, plan: Plan) -> bytes:
+        pieces = self._pieces
+        chunks = [
+            markdown_head(plan).encode("utf-8"),
+            *(pieces[task_id][1] for task_id in self._tree_order),
+            TREE_END.encode("utf-8"),
+            *(pieces[task.id][2] for task in plan.tasks),
+        ]
+        # The TUI's view ends with a single newline; the last section (or the tree's end) has two.
+        return b"".join(chunks)[:-1]
+
+
+# A rendered save: the plan's JSON, and its Markdown view unless that was not due.
+Rendered = tuple[bytes, bytes | None]
 
 
 class BackgroundPlanWriter:
@@ -170,18 +203,24 @@ class BackgroundPlanWriter:
     Serialising stays on the caller's thread, so each save is a consistent snapshot of the whole plan.
     When several saves are waiting, only the newest is written (it holds every earlier change) and all
     of them complete together. Awaiting `save` still means the plan is on disk, which is what
-    write-ahead needs, while the event loop runs the other tasks meanwhile.
+    write-ahead needs, while the event loop runs the other tasks meanwhile. The Markdown view is
+    refreshed at most once a second during a run: in ext4's default mode every fsync of the plan would
+    otherwise also flush the whole view written just before it.
     """
 
+    MARKDOWN_INTERVAL = 1.0
+
     def __init__(self, path: Path) -> None:
-        self._writer = PlanWriter(path)
-        self._pending: list[tuple[tuple[bytes, bytes], Future[None]]] = []
+        self._writer = PlanWriter(path, markdown_interval=self.MARKDOWN_INTERVAL)
+        self._pending: list[tuple[Rendered, Future[None]]] = []
+        self._last_plan: Plan | None = None
         self._cond = threading.Condition()
         self._closed = False
         self._thread = threading.Thread(target=self._work, name="plan-writer", daemon=True)
         self._thread.start()
 
     async def save(self, plan: Plan, changed: Collection[str] | None = None) -> None:
+        self._last_plan = plan
         try:
             await asyncio.wrap_future(self._submit(self._writer.render(plan, changed)))
         except OSError as exc:
@@ -194,12 +233,16 @@ class BackgroundPlanWriter:
         self._submit(self._writer.render(plan, changed)).result()
 
     def close(self) -> None:
+        """Finish the writes in flight, then bring the Markdown view up to date."""
         with self._cond:
             self._closed = True
             self._cond.notify()
         self._thread.join()
+        if self._last_plan is not None:
+            with contextlib.suppress(OSError):  # the view is a convenience; the plan itself is saved
+                self._writer.finish(self._last_plan)
 
-    def _submit(self, rendered: tuple[bytes, bytes]) -> Future[None]:
+    def _submit(self, rendered: Rendered) -> Future[None]:
         done: Future[None] = Future()
         with self._cond:
             self._pending.append((rendered, done))
@@ -214,8 +257,11 @@ class BackgroundPlanWriter:
                 if not self._pending:
                     return
                 batch, self._pending = self._pending, []
+            # The newest snapshot holds every change; a Markdown view skipped there may be in an older one.
+            plan_bytes = batch[-1][0][0]
+            markdown = next((md for (_, md), _ in reversed(batch) if md is not None), None)
             try:
-                self._writer.write(batch[-1][0])
+                self._writer.write((plan_bytes, markdown))
             except OSError as exc:
                 for _, done in batch:
                     done.set_exception(exc)

@@ -26,7 +26,6 @@ from planeteer_action.checkpoint import (
     Limits,
     artifact_name,
     build_checkpoint,
-    newest,
     open_checkpoint,
     parse_artifact_name,
 )
@@ -456,19 +455,3 @@ def test_artifact_names_are_padded_parsable_and_safe() -> None:
     assert parse_artifact_name(name, "plan") is None
     assert parse_artifact_name(artifact_name("plan-one-x-attempt003-seq000042", 1, 1), "plan-one-x") is None
     assert artifact_name("///", 1, 1) == "planeteer-plan-attempt001-seq000001"
-
-
-def test_newest_ranks_by_attempt_then_sequence_as_numbers() -> None:
-    names = [
-        artifact_name("p", 9, 999),
-        artifact_name("p", 10, 1),
-        artifact_name("p", 10, 0),
-        "planeteer-p-attempt1000-seq1",
-        artifact_name("q", 50, 50),
-        "unrelated-artifact",
-    ]
-
-    assert newest(names, "p") == "planeteer-p-attempt1000-seq1"
-    assert newest(names[:3], "p") == artifact_name("p", 10, 1)
-    assert newest(names) == "planeteer-p-attempt1000-seq1"
-    assert newest(["unrelated"], "p") is None

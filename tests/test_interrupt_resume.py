@@ -148,6 +148,7 @@ def test_sigkill_at_any_point_then_run_completes(tmp_path: Path, point: str) -> 
         before = len(server.requests)
         result = ws.run("run")
         assert result.returncode == 0, result.stderr
+        assert f"took over the plan's lock from pid {run.pid} on " in result.stderr
         plan = ws.load()
         assert all(t.status == "done" for t in plan.tasks)
         second_run = server.requests[before:]

@@ -150,10 +150,6 @@ class CheckpointUploader:
         self._thread = threading.Thread(target=self._work, name="checkpoint-uploader", daemon=True)
         self._thread.start()
 
-    @property
-    def last_artifact(self) -> str | None:
-        return self._record.artifact
-
     def __call__(self, event: Event) -> None:
         if isinstance(event, TaskStarted | TaskDone | TaskFailed | TaskInterrupted | RunFinished):
             self.request(final=isinstance(event, RunFinished))

@@ -16,12 +16,10 @@ class ActionContext:
     repository: str
     run_id: int
     run_attempt: int
-    sha: str | None
     api_url: str
     server_url: str
     workspace: Path
     runner_temp: Path
-    output_file: Path | None
     summary_file: Path | None
     repository_private: bool | None
 
@@ -37,18 +35,17 @@ class ActionContext:
             repository=env["GITHUB_REPOSITORY"],
             run_id=int(env["GITHUB_RUN_ID"]),
             run_attempt=int(env.get("GITHUB_RUN_ATTEMPT") or 1),
-            sha=env.get("GITHUB_SHA"),
             api_url=env.get("GITHUB_API_URL") or "https://api.github.com",
             server_url=env.get("GITHUB_SERVER_URL") or "https://github.com",
             workspace=Path(env.get("GITHUB_WORKSPACE") or os.getcwd()),
             runner_temp=Path(env.get("RUNNER_TEMP") or "/tmp"),
-            output_file=Path(env["GITHUB_OUTPUT"]) if env.get("GITHUB_OUTPUT") else None,
             summary_file=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
             repository_private=_visibility(env.get("GITHUB_EVENT_PATH")),
         )
 
-    def run_url(self) -> str:
-        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
+    def run_url(self, run_id: int | None = None) -> str:
+        """A run's page (this one by default), on github.com or the Enterprise Server host the runner names."""
+        return f"{self.server_url}/{self.repository}/actions/runs/{run_id or self.run_id}"
 
 
 def _visibility(event_path: str | None) -> bool | None:

@@ -211,7 +211,7 @@ def finalize_step() -> int:
     )
     if context.summary_file is not None:
         with context.summary_file.open("a", encoding="utf-8") as summary:
-            summary.write(summary_markdown(plan, report, _warnings(context, inputs)))
+            summary.write(summary_markdown(plan, report, _warnings(context, inputs), context.run_url))
     return 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from typing import IO, Any
 
 from actions_toolkit import core
@@ -86,7 +87,8 @@ def set_outputs(values: dict[str, str]) -> None:
         core.set_output(name, value)
 
 
-def summary_markdown(plan: Plan, report: dict[str, Any], warnings: list[str]) -> str:
+def summary_markdown(plan: Plan, report: dict[str, Any], warnings: list[str], run_url: Callable[[int], str]) -> str:
+    """The job summary; `run_url` links a run id to its page (GHES-aware)."""
     status = run_status(plan)
     counts = count_statuses(plan)
     icon = {"complete": "✅", "failed": "❌", "interrupted": "⏸️"}.get(status, "•")
@@ -95,7 +97,8 @@ def summary_markdown(plan: Plan, report: dict[str, Any], warnings: list[str]) ->
     restored = report.get("restored")
     if restored:
         lines.append(
-            f"**Restored** checkpoint `{restored['name']}` from the {restored['origin']} of run {restored['run_id']} "
+            f"**Restored** checkpoint `{restored['name']}` from the {restored['origin']} of "
+            f"[run {restored['run_id']}]({run_url(restored['run_id'])}) "
             f"attempt {restored['attempt']} (save {restored['sequence']}): {len(restored['sessions'])} session(s), "
             f"{len(restored['changed_paths'])} changed file(s) put back."
         )
