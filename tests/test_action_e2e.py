@@ -14,6 +14,8 @@ import io
 import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 import zipfile
@@ -674,3 +676,71 @@ def test_uploads_never_hold_up_the_tasks_failures_are_warnings_and_old_checkpoin
 def test_the_harness_reads_outputs_as_the_runner_does() -> None:
     text = "a<<EOF_1\nline one\nline two\nEOF_1\nb=plain\nempty<<X\nX\n"
     assert parse_outputs(text) == {"a": "line one\nline two", "b": "plain", "empty": ""}
+
+
+# Local parity: `planeteer pull` brings a CI run home ---------------------------------------------------------
+
+
+def test_pull_brings_a_cancelled_run_home_where_run_resumes_it(tmp_path: Path, fake: FakeGitHubServices) -> None:
+    with OfflineModelServer(script=SCRIPT) as model:
+        inputs = base_inputs(fake, model=OFFLINE_MODEL, **{"provider-base-url": model.base_url})
+        flow = Workflow(tmp_path, fake, run_id=91_001, inputs=inputs)
+        try:
+            first = flow.machine(1)
+
+            def cut_off_point() -> bool:
+                statuses = plan_statuses(first)
+                return (
+                    all(statuses.get(t) == "done" for t in FINISHED_IN_ATTEMPT_1)
+                    and all(statuses.get(t) == "in_progress" for t in INTERRUPTED)
+                    and (first.workspace / "slow-partial.txt").is_file()
+                    and turn_started(first, "thinking")
+                )
+
+            check_attempt1(first.interrupted_action(cut_off_point, signal.SIGINT), signal.SIGINT)
+
+            # A person's own checkout of the run's commit, and their own Copilot home.
+            local = checkout(flow.origin, flow.sha, tmp_path / "laptop" / "planeteer")
+            home = tmp_path / "laptop" / "copilot-home"
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith(("PLANETEER_", "GITHUB_", "GH_"))},
+                "GITHUB_TOKEN": fake.rest_token,
+                "COPILOT_CLI_PATH": str(CLI),
+                "PLANETEER_PROVIDER_API_KEY": API_KEY,
+            }
+            planeteer = str(Path(sys.executable).with_name("planeteer"))
+            pulled = subprocess.run(
+                [planeteer, "pull", "--repository", fake.repository, "--run", str(flow.run_id), "--apply-changes",
+                 "--plan", PLAN_PATH, "--workdir", ".", "--copilot-home", str(home), "--api-url", fake.api_url],
+                cwd=local, env=env, capture_output=True, text=True, timeout=120,
+            )  # fmt: skip
+            assert pulled.returncode == 0, pulled.stdout + pulled.stderr
+            assert f"restored checkpoint planeteer-{STATE}-attempt001-seq" in pulled.stdout
+            assert fake.rest_token not in pulled.stdout + pulled.stderr
+            for path in WRITTEN_IN_ATTEMPT_1:  # the finished tasks' work is back in the person's checkout
+                assert (local / path).read_text() == (first.workspace / path).read_text()
+            status = json.loads(
+                subprocess.run([planeteer, "status", "--json", PLAN_PATH], cwd=local, env=env,
+                               capture_output=True, text=True, timeout=60).stdout
+            )  # fmt: skip
+            assert {t["id"]: t["status"] for t in status["tasks"]} == {
+                "notes": "done", "files": "done", "slow": "interrupted", "thinking": "interrupted", "report": "pending",
+            }  # fmt: skip
+
+            before = len(model.requests)
+            resumed = subprocess.run(
+                [planeteer, "run", "--provider-base-url", model.base_url, "--model", OFFLINE_MODEL,
+                 "--copilot-home", str(home), PLAN_PATH],
+                cwd=local, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            assert resumed.returncode == 0, resumed.stderr
+            requests = model.requests[before:]
+            assert not [r for r in requests if r["task_id"] in FINISHED_IN_ATTEMPT_1]
+            slow = next(r for r in requests if r["task_id"] == "slow")
+            assert any(m.get("tool_calls") for m in slow["messages"] if m["role"] == "assistant")
+            plan = read_json(local / PLAN_PATH)
+            assert {t["id"]: (t["status"], t["sessionId"]) for t in plan["tasks"]} == {
+                t: ("done", sid(t)) for t in ["notes", "files", "slow", "thinking", "report"]
+            }
+        finally:
+            flow.cleanup()
