@@ -13,7 +13,15 @@ from collections.abc import Mapping
 
 import requests
 
-from planeteer_action.twirp import HttpTransport, RetryPolicy, ServiceError, TwirpClient, get_blob, put_blob
+from planeteer_action.twirp import (
+    HttpTransport,
+    RetryPolicy,
+    ServiceError,
+    TwirpClient,
+    get_blob,
+    put_blob,
+    runtime_credentials,
+)
 
 SERVICE = "github.actions.results.api.v1.CacheService"
 # actions/cache hashes its paths and compression method into `version`; entries only match their own
@@ -56,11 +64,10 @@ class ActionsCache:
         The runner sets ACTIONS_CACHE_SERVICE_VERSION=v2 where the v2 service exists; elsewhere (GHES,
         older runners) actions/cache falls back to the legacy service, which this client does not speak.
         """
-        token = env.get("ACTIONS_RUNTIME_TOKEN", "")
-        results_url = env.get("ACTIONS_RESULTS_URL", "")
-        if not token or not results_url or env.get("ACTIONS_CACHE_SERVICE_VERSION") != "v2":
+        credentials = runtime_credentials(env)
+        if credentials is None or env.get("ACTIONS_CACHE_SERVICE_VERSION") != "v2":
             return None
-        return cls(results_url, token, session=session, retry=retry)
+        return cls(*credentials, session=session, retry=retry)
 
     def save(self, key: str, data: bytes) -> bool:
         """Store `data` under `key`; False when that key already has an entry (entries are immutable)."""

@@ -28,6 +28,7 @@ from planeteer_action.twirp import (
     get_blob,
     parse_timestamp,
     put_blob,
+    runtime_credentials,
 )
 
 SERVICE = "github.actions.results.api.v1.ArtifactService"
@@ -82,11 +83,8 @@ class ArtifactService:
         retry: RetryPolicy | None = None,
     ) -> ArtifactService | None:
         """The service for this job, or None outside a job that received the runtime token."""
-        token = env.get("ACTIONS_RUNTIME_TOKEN", "")
-        results_url = env.get("ACTIONS_RESULTS_URL", "")
-        if not token or not results_url:
-            return None
-        return cls(results_url, token, session=session, retry=retry)
+        credentials = runtime_credentials(env)
+        return None if credentials is None else cls(*credentials, session=session, retry=retry)
 
     def upload(self, name: str, data: bytes) -> int:
         """Store `data` as the artifact `name`; returns its id. Fails if the name is taken in this attempt."""

@@ -250,6 +250,13 @@ class BackendIds:
         }
 
 
+def runtime_credentials(env: Mapping[str, str]) -> tuple[str, str] | None:
+    """(results URL, runtime token) of the job, or None outside a step that received them."""
+    token = env.get("ACTIONS_RUNTIME_TOKEN", "")
+    results_url = env.get("ACTIONS_RESULTS_URL", "")
+    return (results_url, token) if token and results_url else None
+
+
 def backend_ids_from_token(token: str) -> BackendIds | None:
     """Read (not verify) the `Actions.Results:<run>:<job>` scope in the runtime token's JWT `scp` claim."""
     parts = token.split(".")

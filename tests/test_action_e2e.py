@@ -9,6 +9,7 @@ provider outlives the runners (its script is consumed across both attempts and i
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -178,6 +179,17 @@ def turn_started(machine: Machine, task_id: str) -> bool:
     return events.is_file() and "user.message" in events.read_text(encoding="utf-8", errors="replace")
 
 
+def cut_off_point(machine: Machine) -> bool:
+    """Where attempt 1 is stopped: two tasks done, one inside its `sleep 30`, one waiting for the model."""
+    statuses = plan_statuses(machine)
+    return (
+        all(statuses.get(t) == "done" for t in FINISHED_IN_ATTEMPT_1)
+        and all(statuses.get(t) == "in_progress" for t in INTERRUPTED)
+        and (machine.workspace / "slow-partial.txt").is_file()
+        and turn_started(machine, "thinking")
+    )
+
+
 def conversation(request: dict[str, Any]) -> list[tuple[str, str]]:
     return [(m["role"], m.get("content") or "") for m in request["messages"] if m["role"] != "system"]
 
@@ -246,17 +258,7 @@ def interrupted_then_rerun(
         flow = Workflow(tmp_path, fake, run_id=81_000 + signum, inputs=inputs)
         try:
             first = flow.machine(1)
-
-            def cut_off_point() -> bool:
-                statuses = plan_statuses(first)
-                return (
-                    all(statuses.get(t) == "done" for t in FINISHED_IN_ATTEMPT_1)
-                    and all(statuses.get(t) == "in_progress" for t in INTERRUPTED)
-                    and (first.workspace / "slow-partial.txt").is_file()  # inside its `sleep 30`
-                    and turn_started(first, "thinking")  # waiting for the model
-                )
-
-            attempt1 = first.interrupted_action(cut_off_point, signum)
+            attempt1 = first.interrupted_action(functools.partial(cut_off_point, first), signum)
             check_attempt1(attempt1, signum)
             assert not first.leftovers(), "the steps left processes behind"  # after SIGKILL: the runner's kill
             written = {path: (first.workspace / path).read_text() for path in WRITTEN_IN_ATTEMPT_1}
@@ -687,17 +689,8 @@ def test_pull_brings_a_cancelled_run_home_where_run_resumes_it(tmp_path: Path, f
         flow = Workflow(tmp_path, fake, run_id=91_001, inputs=inputs)
         try:
             first = flow.machine(1)
-
-            def cut_off_point() -> bool:
-                statuses = plan_statuses(first)
-                return (
-                    all(statuses.get(t) == "done" for t in FINISHED_IN_ATTEMPT_1)
-                    and all(statuses.get(t) == "in_progress" for t in INTERRUPTED)
-                    and (first.workspace / "slow-partial.txt").is_file()
-                    and turn_started(first, "thinking")
-                )
-
-            check_attempt1(first.interrupted_action(cut_off_point, signal.SIGINT), signal.SIGINT)
+            attempt1 = first.interrupted_action(functools.partial(cut_off_point, first), signal.SIGINT)
+            check_attempt1(attempt1, signal.SIGINT)
 
             # A person's own checkout of the run's commit, and their own Copilot home.
             local = checkout(flow.origin, flow.sha, tmp_path / "laptop" / "planeteer")
