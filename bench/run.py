@@ -48,17 +48,17 @@ from typing import Any
 
 from copilot import CopilotClient, CopilotSession
 
-from planeteer_action.agent import SessionInfo, TurnRequest, TurnResult
-from planeteer_action.copilot_agent import CopilotAgent
-from planeteer_action.events import Event, TaskDone, TaskStarted
-from planeteer_action.executor import Executor, ExecutorOptions, PlanSaver
-from planeteer_action.graph import chain_lengths, critical_path_length
-from planeteer_action.models import Plan
-from planeteer_action.offline_model import OfflineModelServer, find_task_id, provider_config
-from planeteer_action.recovery import inspect
-from planeteer_action.runtime import cli_version, tagged_processes
-from planeteer_action.session_ids import session_id_for
-from planeteer_action.store import (
+from planeteer_action.copilot.agent import CopilotAgent
+from planeteer_action.copilot.offline_model import OfflineModelServer, find_task_id, provider_config
+from planeteer_action.copilot.runtime import cli_version, tagged_processes
+from planeteer_action.engine.agent import SessionInfo, TurnRequest, TurnResult
+from planeteer_action.engine.events import Event, TaskDone, TaskStarted
+from planeteer_action.engine.executor import Executor, ExecutorOptions, PlanSaver
+from planeteer_action.engine.recovery import inspect
+from planeteer_action.engine.session_ids import session_id_for
+from planeteer_action.plan.graph import chain_lengths, critical_path_length
+from planeteer_action.plan.model import Plan
+from planeteer_action.plan.store import (
     BackgroundPlanWriter,
     PlanWriter,
     load_plan,
@@ -878,7 +878,7 @@ def figure_memory(sizes: Sizes, results: Results) -> None:
         "(no target)",
     )
     results.add(fig, "  wait4() ru_maxrss of the same process (includes the waited-for CLI)", mib(usage.ru_maxrss))
-    for label, module in (("planeteer's CLI", "planeteer_action.cli"), ("the Copilot SDK", "copilot")):
+    for label, module in (("planeteer's CLI", "planeteer_action.cli.main"), ("the Copilot SDK", "copilot")):
         results.add(fig, f"  baseline: a Python process that only imports {label}", mib(import_peak(module)))
     results.add(fig, "  for context: the Copilot CLI binary's own peak", mib(peak_of({"copilot"})))
     results.add(fig, "  for context: its npm loader (node, waits for the binary)", mib(peak_of({"node"})))

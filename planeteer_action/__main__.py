@@ -1,3 +1,3 @@
-from .action.main import main
+from planeteer_action.action.main import main
 
 main()

@@ -19,17 +19,17 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from .agent import Agent
-from .copilot_agent import CopilotAgent
-from .errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, ConfigError
-from .events import Listener, LockTakenOver
-from .executor import Executor, ExecutorOptions, count_statuses
-from .gitinfo import GitContext, git_context
-from .models import Execution, Plan, Recovery, RecoveryChoice, utc_now
-from .offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
-from .recovery import RecoveryReport, apply_choice, inspect
-from .runtime import find_copilot_cli
-from .store import BackgroundPlanWriter, PlanLock, load_plan
+from planeteer_action.copilot.agent import CopilotAgent
+from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
+from planeteer_action.copilot.runtime import find_copilot_cli
+from planeteer_action.engine.agent import Agent
+from planeteer_action.engine.events import Listener, LockTakenOver
+from planeteer_action.engine.executor import Executor, ExecutorOptions, count_statuses
+from planeteer_action.engine.recovery import RecoveryReport, apply_choice, inspect
+from planeteer_action.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, ConfigError
+from planeteer_action.gitinfo import GitContext, git_context
+from planeteer_action.plan.model import Execution, Plan, Recovery, RecoveryChoice, utc_now
+from planeteer_action.plan.store import BackgroundPlanWriter, PlanLock, load_plan
 
 # The Actions runner sends SIGTERM 7.5 s after SIGINT; a clean stop must be well inside that.
 STOP_GRACE_SECONDS = 4.0

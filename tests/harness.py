@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from planeteer_action.models import Plan
-from planeteer_action.offline_model import OfflineModelServer
-from planeteer_action.store import load_plan
+from planeteer_action.copilot.offline_model import OfflineModelServer
+from planeteer_action.plan.model import Plan
+from planeteer_action.plan.store import load_plan
 
 REPO = Path(__file__).resolve().parents[1]
 PLANETEER = Path(sys.executable).with_name("planeteer")

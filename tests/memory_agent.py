@@ -9,7 +9,7 @@ import asyncio
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from planeteer_action.agent import (
+from planeteer_action.engine.agent import (
     AgentError,
     SessionAlreadyExists,
     SessionInfo,
@@ -17,7 +17,7 @@ from planeteer_action.agent import (
     TurnRequest,
     TurnResult,
 )
-from planeteer_action.prompts import TASK_MARKER
+from planeteer_action.engine.prompts import TASK_MARKER
 
 
 @dataclass

@@ -12,16 +12,13 @@ from pathlib import Path
 import pytest
 from fakes.github_services import FakeGitHubServices
 
-from planeteer_action.action import checkpoints
-from planeteer_action.action.checkpoints import (
-    CheckpointUploader,
-    RestoreTarget,
-    UploadRecord,
-)
-from planeteer_action.actions_cache import ActionsCache
-from planeteer_action.artifact_service import ArtifactService
-from planeteer_action.checkpoint import CheckpointMeta, build_checkpoint
-from planeteer_action.events import RunFinished, TaskDone, TaskStarted
+from planeteer_action.action.uploader import KEEP_PER_ATTEMPT, CheckpointUploader, UploadRecord
+from planeteer_action.checkpoints.archive import CheckpointMeta, build_checkpoint
+from planeteer_action.checkpoints.naming import cache_key
+from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
+from planeteer_action.engine.events import RunFinished, TaskDone, TaskStarted
+from planeteer_action.github.artifacts import ArtifactService
+from planeteer_action.github.cache import ActionsCache
 
 RUN = 5150
 
@@ -101,7 +98,7 @@ def test_the_cache_gets_the_first_checkpoint_and_the_last_not_every_one(
         f"planeteer-run{RUN}-planeteer-stub-attempt001-seq000001",
         f"planeteer-run{RUN}-planeteer-stub-attempt001-seq000005",
     ]
-    assert len(fake.artifacts) == checkpoints.KEEP_PER_ATTEMPT  # the older ones were pruned
+    assert len(fake.artifacts) == KEEP_PER_ATTEMPT  # the older ones were pruned
     record = UploadRecord.load(tmp_path / "uploads.json")
     assert record.artifact == "planeteer-stub-attempt001-seq000005" and record.cached
 
@@ -138,11 +135,11 @@ def test_a_checkpoints_plan_must_be_a_plan_of_the_expected_id(
     meta = CheckpointMeta("plan-x", str(RUN), 1, 1, None, "2026-11-24T10:00:00.000Z", "plan.json")
     data = build_checkpoint(meta, json.dumps(plan).encode(), tmp_path / "no-home", [], b"")
     cache = ActionsCache.from_env(fake.runtime_env(RUN, 1))
-    assert cache is not None and cache.save(checkpoints.cache_key("x", RUN, 1, 1), data)
+    assert cache is not None and cache.save(cache_key("x", RUN, 1, 1), data)
     target = RestoreTarget(tmp_path / "plan.json", tmp_path, tmp_path / "home", None)
     warnings: list[str] = []
 
-    restored = checkpoints.restore_checkpoint("x", RUN, "plan-x", None, cache, target, warnings.append)
+    restored = restore_checkpoint("x", RUN, "plan-x", None, cache, target, warnings.append)
 
     if reason is None:
         assert restored is not None and json.loads(target.plan_path.read_text()) == plan and warnings == []

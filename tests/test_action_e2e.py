@@ -30,13 +30,14 @@ from action_env import CLI, ActionRun, Machine, checkout, git, make_origin, pars
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fakes.github_services import FakeGitHubServices
 
-from planeteer_action import checkpoint as checkpoint_format
-from planeteer_action.action.checkpoints import KEEP_PER_ATTEMPT, cache_key
-from planeteer_action.actions_cache import ActionsCache
-from planeteer_action.artifact_service import ArtifactService
-from planeteer_action.checkpoint import CheckpointMeta, artifact_name, build_checkpoint
-from planeteer_action.offline_model import OFFLINE_MODEL, SCRIPT_ENV, OfflineModelServer, note_path
-from planeteer_action.session_ids import session_id_for
+from planeteer_action.action.uploader import KEEP_PER_ATTEMPT
+from planeteer_action.checkpoints import archive as checkpoint_format
+from planeteer_action.checkpoints.archive import CheckpointMeta, build_checkpoint
+from planeteer_action.checkpoints.naming import artifact_name, cache_key
+from planeteer_action.copilot.offline_model import OFFLINE_MODEL, SCRIPT_ENV, OfflineModelServer, note_path
+from planeteer_action.engine.session_ids import session_id_for
+from planeteer_action.github.artifacts import ArtifactService
+from planeteer_action.github.cache import ActionsCache
 
 pytestmark = [
     pytest.mark.integration,

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import pytest
 from fakes.github_services import CACHE_SERVICE, FakeGitHubServices
 
-from planeteer_action.actions_cache import CACHE_VERSION, ActionsCache, ActionsCacheError
-from planeteer_action.twirp import RetryPolicy
+from planeteer_action.github._twirp import RetryPolicy
+from planeteer_action.github.cache import CACHE_VERSION, ActionsCache, ActionsCacheError
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ import pytest
 import requests
 from fakes.github_services import ARTIFACT_SERVICE, FakeGitHubServices
 
-from planeteer_action.artifact_service import ArtifactService, ArtifactServiceError
-from planeteer_action.twirp import RetryPolicy, backend_ids_from_token
+from planeteer_action.github._twirp import RetryPolicy, backend_ids_from_token
+from planeteer_action.github.artifacts import ArtifactService, ArtifactServiceError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -237,7 +237,7 @@ def test_a_subprocess_uploads_to_the_same_fake(fake: FakeGitHubServices, sleeps:
     script = textwrap.dedent(
         """
         import os
-        from planeteer_action.artifact_service import ArtifactService
+        from planeteer_action.github.artifacts import ArtifactService
         print(ArtifactService.from_env(os.environ).upload("from-child", b"child bytes"))
         """
     )

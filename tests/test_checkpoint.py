@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from planeteer_action.checkpoint import (
+from planeteer_action.checkpoints.archive import (
     CheckpointError,
     CheckpointInvalid,
     CheckpointKeyMismatch,
@@ -24,12 +24,11 @@ from planeteer_action.checkpoint import (
     CheckpointRestoreFailed,
     CheckpointTooLarge,
     Limits,
-    artifact_name,
     build_checkpoint,
     open_checkpoint,
-    parse_artifact_name,
 )
-from planeteer_action.session_ids import session_id_for
+from planeteer_action.checkpoints.naming import artifact_name, parse_artifact_name
+from planeteer_action.engine.session_ids import session_id_for
 
 PLAN_ID = "plan-123"
 KEY = "correct horse battery staple"

@@ -20,8 +20,10 @@ from typing import Any
 
 import pytest
 
-from planeteer_action import runtime
-from planeteer_action.agent import (
+from planeteer_action.copilot import runtime
+from planeteer_action.copilot.agent import CopilotAgent, session_name
+from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, note_path, provider_config
+from planeteer_action.engine.agent import (
     AgentError,
     SessionAlreadyExists,
     SessionNotFound,
@@ -29,8 +31,6 @@ from planeteer_action.agent import (
     TurnRequest,
     TurnTimeout,
 )
-from planeteer_action.copilot_agent import CopilotAgent, session_name
-from planeteer_action.offline_model import OFFLINE_MODEL, OfflineModelServer, note_path, provider_config
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(os.environ.get("COPILOT_CLI_PATH") or REPO / ".tools/node_modules/.bin/copilot")
@@ -434,10 +434,10 @@ def test_a_terminal_ctrl_c_reaches_the_host_but_not_the_cli(tmp_path: Path) -> N
         import asyncio, json, os, sys, time
         from functools import partial
         from pathlib import Path
-        from planeteer_action import runtime
-        from planeteer_action.agent import TurnRequest
-        from planeteer_action.copilot_agent import CopilotAgent
-        from planeteer_action.offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
+        from planeteer_action.copilot import runtime
+        from planeteer_action.engine.agent import TurnRequest
+        from planeteer_action.copilot.agent import CopilotAgent
+        from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
 
         cli, home, workdir = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
 

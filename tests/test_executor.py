@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from memory_agent import Behaviour, MemoryAgent
 
-from planeteer_action.agent import TurnRequest, TurnResult
+from planeteer_action.engine.agent import TurnRequest, TurnResult
+from planeteer_action.engine.events import Event, TaskBlocked, TaskInterrupted, TaskStarted
+from planeteer_action.engine.executor import Executor, ExecutorOptions
+from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.errors import PlanSaveFailed
-from planeteer_action.events import Event, TaskBlocked, TaskInterrupted, TaskStarted
-from planeteer_action.executor import Executor, ExecutorOptions
-from planeteer_action.models import Attempt, Plan
-from planeteer_action.session_ids import session_id_for
-from planeteer_action.store import BackgroundPlanWriter, load_plan, plan_json, save_plan
+from planeteer_action.plan.model import Attempt, Plan
+from planeteer_action.plan.store import BackgroundPlanWriter, load_plan, plan_json, save_plan
 
 
 def _plan(edges: dict[str, list[str]]) -> Plan:

@@ -23,10 +23,10 @@ from harness import (
     wait_for,
 )
 
-from planeteer_action.agent import TurnRequest
-from planeteer_action.copilot_agent import CopilotAgent
-from planeteer_action.offline_model import OfflineModelServer, provider_config
-from planeteer_action.session_ids import session_id_for
+from planeteer_action.copilot.agent import CopilotAgent
+from planeteer_action.copilot.offline_model import OfflineModelServer, provider_config
+from planeteer_action.engine.agent import TurnRequest
+from planeteer_action.engine.session_ids import session_id_for
 
 pytestmark = pytest.mark.integration
 

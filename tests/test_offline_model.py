@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from planeteer_action.offline_model import (
+from planeteer_action.copilot.offline_model import (
     OFFLINE_MODEL,
     SCRIPT_ENV,
     OfflineModelServer,
@@ -257,7 +257,7 @@ def test_runs_as_a_separate_process(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "planeteer_action.offline_model",
+            "planeteer_action.copilot.offline_model",
             "--port",
             "0",
             "--script",

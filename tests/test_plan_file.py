@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from planeteer_action.errors import PlanLocked
-from planeteer_action.models import Attempt, Plan
-from planeteer_action.store import PlanLock, load_plan, markdown_path, plan_json, save_plan
+from planeteer_action.plan.model import Attempt, Plan
+from planeteer_action.plan.store import PlanLock, load_plan, markdown_path, plan_json, save_plan
 
 
 def test_typescript_plan_round_trips_byte_for_byte(plan_file: Path) -> None:
@@ -79,8 +79,8 @@ def test_markdown_of_a_long_chain_does_not_recurse(tmp_path: Path) -> None:
 _SAVER = """
 import sys, json
 from pathlib import Path
-from planeteer_action.models import Plan
-from planeteer_action.store import save_plan
+from planeteer_action.plan.model import Plan
+from planeteer_action.plan.store import save_plan
 path = Path(sys.argv[1])
 tasks = [{"id": f"t{i}", "title": "x" * 200, "dependsOn": []} for i in range(2000)]
 plan = Plan.model_validate({"id": "big", "name": "big", "tasks": tasks})
@@ -118,7 +118,7 @@ def test_save_keeps_the_file_mode(plan_file: Path) -> None:
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from planeteer_action.store import PlanLock
+from planeteer_action.plan.store import PlanLock
 lock = PlanLock(Path(sys.argv[1]))
 lock.acquire()
 print("locked", flush=True)

@@ -6,9 +6,9 @@ import asyncio
 
 from memory_agent import MemoryAgent
 
-from planeteer_action.models import Attempt, Execution, Plan
-from planeteer_action.recovery import apply_choice, inspect
-from planeteer_action.session_ids import session_id_for
+from planeteer_action.engine.recovery import apply_choice, inspect
+from planeteer_action.engine.session_ids import session_id_for
+from planeteer_action.plan.model import Attempt, Execution, Plan
 
 PLAN_ID = "plan-r"
 

@@ -9,9 +9,9 @@ import pytest
 import requests
 from fakes.github_services import FakeGitHubServices
 
-from planeteer_action.artifact_service import ArtifactService
-from planeteer_action.run_artifacts import RunArtifacts, RunArtifactsError
-from planeteer_action.twirp import RetryPolicy
+from planeteer_action.github._twirp import RetryPolicy
+from planeteer_action.github.artifacts import ArtifactService
+from planeteer_action.github.run_artifacts import RunArtifacts, RunArtifactsError
 
 RUN = 4321
 

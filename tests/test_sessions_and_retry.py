@@ -8,12 +8,12 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from planeteer_action.agent import SessionInfo
-from planeteer_action.cli import main
-from planeteer_action.models import Attempt, Plan
-from planeteer_action.session_ids import belongs_to_plan, is_planeteer_session, session_id_for, task_slug
-from planeteer_action.sessions import classify, cleanup_candidates
-from planeteer_action.store import load_plan, save_plan
+from planeteer_action.cli.main import main
+from planeteer_action.engine.agent import SessionInfo
+from planeteer_action.engine.session_ids import belongs_to_plan, is_planeteer_session, session_id_for, task_slug
+from planeteer_action.engine.sessions import classify, cleanup_candidates
+from planeteer_action.plan.model import Attempt, Plan
+from planeteer_action.plan.store import load_plan, save_plan
 
 
 def _info(session_id: str, age_days: float = 0) -> SessionInfo:

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from harness import PLANETEER, Workspace, copilot_cli, interrupt, make_workspace, wait_for
 
-from planeteer_action.offline_model import OfflineModelServer
-from planeteer_action.session_ids import session_id_for
+from planeteer_action.copilot.offline_model import OfflineModelServer
+from planeteer_action.engine.session_ids import session_id_for
 
 pytestmark = pytest.mark.integration
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from planeteer_action.cli import main
+from planeteer_action.cli.main import main
 
 
 def _plan(tasks: list[dict[str, object]], **extra: object) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from planeteer_action.workspace_changes import (
+from planeteer_action.checkpoints.workspace import (
     WorkspaceChangesError,
     apply_changes,
     capture_changes,

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import ConfigError
+from planeteer_action.errors import ConfigError
 
 
 @dataclass(frozen=True)

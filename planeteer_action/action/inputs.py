@@ -9,10 +9,10 @@ from typing import cast
 
 from actions_toolkit import core
 
-from ..durations import parse_duration
-from ..errors import ConfigError
-from ..models import RecoveryChoice
-from ..recovery import RECOVERY_CHOICES
+from planeteer_action.engine.recovery import RECOVERY_CHOICES
+from planeteer_action.engine.wording import parse_duration
+from planeteer_action.errors import ConfigError
+from planeteer_action.plan.model import RecoveryChoice
 
 SECRET_INPUTS = ("copilot-token", "provider-api-key", "github-token", "state-key")
 

@@ -18,25 +18,20 @@ from typing import Any
 
 from actions_toolkit import core
 
-from ..actions_cache import ActionsCache
-from ..artifact_service import ArtifactService
-from ..errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PlaneteerError
-from ..gitinfo import git
-from ..run_artifacts import RunArtifacts
-from ..runner import ProviderSettings, RunConfig, run_plan
-from ..store import load_plan, write_atomic
-from ..twirp import ServiceError
-from .checkpoints import (
-    CheckpointSource,
-    CheckpointUploader,
-    RestoreTarget,
-    UploadRecord,
-    default_state_name,
-    restore_checkpoint,
-)
-from .context import ActionContext
-from .inputs import ActionInputs, mask_secrets, read_inputs
-from .report import ActionLog, outputs, set_outputs, summary_markdown
+from planeteer_action.action.context import ActionContext
+from planeteer_action.action.inputs import ActionInputs, mask_secrets, read_inputs
+from planeteer_action.action.report import ActionLog, outputs, set_outputs, summary_markdown
+from planeteer_action.action.uploader import CheckpointSource, CheckpointUploader, UploadRecord
+from planeteer_action.checkpoints.naming import default_state_name
+from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
+from planeteer_action.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PlaneteerError
+from planeteer_action.github._twirp import ServiceError
+from planeteer_action.github.artifacts import ArtifactService
+from planeteer_action.github.cache import ActionsCache
+from planeteer_action.github.run_artifacts import RunArtifacts
+from planeteer_action.gitinfo import git
+from planeteer_action.plan.store import load_plan, write_atomic
+from planeteer_action.runner import ProviderSettings, RunConfig, run_plan
 
 # After a cancellation the runner sends SIGTERM 7.5 s after SIGINT; the clean stop takes part of that.
 FLUSH_AFTER_INTERRUPT_SECONDS = 2.0

@@ -9,11 +9,20 @@ from typing import IO, Any
 
 from actions_toolkit import core
 
-from ..display import describe, format_duration, task_duration
-from ..events import Event, RunFinished, RunStarted, SessionLost, TaskBlocked, TaskDone, TaskFailed, TaskInterrupted
-from ..executor import count_statuses
-from ..graph import blocked_tasks
-from ..models import Plan
+from planeteer_action.cli.display import describe, format_duration, task_duration
+from planeteer_action.engine.events import (
+    Event,
+    RunFinished,
+    RunStarted,
+    SessionLost,
+    TaskBlocked,
+    TaskDone,
+    TaskFailed,
+    TaskInterrupted,
+)
+from planeteer_action.engine.executor import count_statuses
+from planeteer_action.plan.graph import blocked_tasks
+from planeteer_action.plan.model import Plan
 
 # The runner shows about 10 annotations of each kind per step; past that they are dropped silently.
 MAX_ERROR_ANNOTATIONS = 10

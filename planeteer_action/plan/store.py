@@ -27,10 +27,10 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from .errors import PlanInvalid, PlanLocked, PlanSaveFailed
-from .graph import check_graph
-from .markdown import TREE_END, markdown_head, task_section, tree_layout, tree_line
-from .models import Plan, Task, utc_now
+from planeteer_action.errors import PlanInvalid, PlanLocked, PlanSaveFailed
+from planeteer_action.plan.graph import check_graph
+from planeteer_action.plan.markdown import TREE_END, markdown_head, task_section, tree_layout, tree_line
+from planeteer_action.plan.model import Plan, Task, utc_now
 
 
 def load_plan(path: Path) -> Plan:

@@ -19,7 +19,7 @@ from datetime import datetime
 
 import requests
 
-from planeteer_action.twirp import (
+from planeteer_action.github._twirp import (
     HttpTransport,
     RetryPolicy,
     ServiceError,

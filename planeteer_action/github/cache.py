@@ -13,7 +13,7 @@ from collections.abc import Mapping
 
 import requests
 
-from planeteer_action.twirp import (
+from planeteer_action.github._twirp import (
     HttpTransport,
     RetryPolicy,
     ServiceError,

@@ -12,7 +12,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
-from .errors import EXIT_TASKS_FAILED, PlaneteerError
+from planeteer_action.errors import EXIT_TASKS_FAILED, PlaneteerError
 
 TurnMode = Literal["create", "resume"]
 

@@ -22,7 +22,7 @@ import sys
 import time
 from pathlib import Path
 
-from planeteer_action.agent import AgentError
+from planeteer_action.engine.agent import AgentError
 
 PINNED_CLI_VERSION = "1.0.102"
 INSTALL_COMMAND = f"npm install -g @github/copilot@{PINNED_CLI_VERSION}"

@@ -9,7 +9,7 @@ the internet: real tool calls, real files, sessions on disk. Two uses:
   request log to assert on what the CLI really sent.
 
 The task is recognised by the line `Planeteer task id: <id>` that the engine puts in its prompts.
-Run standalone with `python -m planeteer_action.offline_model --port 0 --script FILE --log FILE`; the first
+Run standalone with `python -m planeteer_action.copilot.offline_model --port 0 --script FILE --log FILE`; the first
 line printed is the base URL.
 """
 
@@ -31,8 +31,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from planeteer_action.prompts import TASK_MARKER
-from planeteer_action.session_ids import task_slug
+from planeteer_action.engine.prompts import TASK_MARKER
+from planeteer_action.engine.session_ids import task_slug
 
 OFFLINE_MODEL = "planeteer-offline"
 SCRIPT_ENV = "PLANETEER_OFFLINE_SCRIPT"

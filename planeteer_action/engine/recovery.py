@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from .agent import Agent, AgentError, SessionInfo
-from .models import Plan, Recovery, RecoveryChoice, Task, utc_now
-from .session_ids import belongs_to_plan
-from .sessions import mark_deleted
+from planeteer_action.engine.agent import Agent, AgentError, SessionInfo
+from planeteer_action.engine.session_ids import belongs_to_plan
+from planeteer_action.engine.sessions import mark_deleted
+from planeteer_action.plan.model import Plan, Recovery, RecoveryChoice, Task, utc_now
 
 RECOVERY_CHOICES: tuple[RecoveryChoice, ...] = ("resume", "fresh", "cleanup")
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from .agent import Agent, AgentError, SessionAlreadyExists, SessionNotFound, TurnRequest
-from .events import (
+from planeteer_action.engine.agent import Agent, AgentError, SessionAlreadyExists, SessionNotFound, TurnRequest
+from planeteer_action.engine.events import (
     Event,
     Listener,
     RunFinished,
@@ -30,10 +30,10 @@ from .events import (
     TaskInterrupted,
     TaskStarted,
 )
-from .graph import blocked_tasks, chain_lengths, ready_tasks
-from .models import Attempt, AttemptOutcome, Plan, Task, utc_now
-from .prompts import continuation_prompt, task_prompt
-from .session_ids import session_id_for
+from planeteer_action.engine.prompts import continuation_prompt, task_prompt
+from planeteer_action.engine.session_ids import session_id_for
+from planeteer_action.plan.graph import blocked_tasks, chain_lengths, ready_tasks
+from planeteer_action.plan.model import Attempt, AttemptOutcome, Plan, Task, utc_now
 
 # A fresh attempt whose id is somehow taken (a hand-edited plan) moves on to the next number this often.
 _MAX_ID_COLLISIONS = 5

@@ -6,7 +6,7 @@ writer saving the plan again and again renders only the changed tasks' pieces.
 
 from __future__ import annotations
 
-from .models import Plan, Task
+from planeteer_action.plan.model import Plan, Task
 
 _ICONS = {"done": "●", "failed": "✗", "in_progress": "◐", "interrupted": "◌"}
 

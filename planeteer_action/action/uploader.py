@@ -1,42 +1,28 @@
-"""Checkpoints in a workflow: written after every task state change, uploaded in the background as
-artifacts (with a copy in the Actions cache), and found, verified and restored on a re-run.
-
-"Re-run failed jobs" keeps earlier attempts' artifacts; "Re-run all jobs" deletes them, which is why the
-newest checkpoint also goes into the cache, keyed by run. A restore takes whichever copy is newer.
+"""Checkpoints in a workflow: written after every task state change and uploaded in the background as
+artifacts, with a copy in the Actions cache that survives "Re-run all jobs".
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from ..actions_cache import ActionsCache
-from ..artifact_service import ArtifactService
-from ..checkpoint import (
-    CheckpointError,
-    CheckpointMeta,
-    artifact_name,
-    build_checkpoint,
-    open_checkpoint,
-    parse_artifact_name,
-    safe_state_name,
-)
-from ..errors import PlaneteerError
-from ..events import Event, RunFinished, TaskDone, TaskFailed, TaskInterrupted, TaskStarted
-from ..models import utc_now
-from ..run_artifacts import RunArtifacts
-from ..store import markdown_path, write_atomic
-from ..twirp import ServiceError
-from ..workspace_changes import apply_changes, capture_changes
-from .context import ActionContext
+from planeteer_action.action.context import ActionContext
+from planeteer_action.checkpoints.archive import CheckpointMeta, build_checkpoint
+from planeteer_action.checkpoints.naming import artifact_name, cache_key, parse_artifact_name
+from planeteer_action.checkpoints.workspace import capture_changes
+from planeteer_action.engine.events import Event, RunFinished, TaskDone, TaskFailed, TaskInterrupted, TaskStarted
+from planeteer_action.errors import PlaneteerError
+from planeteer_action.github._twirp import ServiceError
+from planeteer_action.github.artifacts import ArtifactService
+from planeteer_action.github.cache import ActionsCache
+from planeteer_action.plan.model import utc_now
+from planeteer_action.plan.store import markdown_path, write_atomic
 
 Warn = Callable[[str], None]
 # Older checkpoints of an attempt are deleted once a newer one is finalized; a few stay as a margin.
@@ -45,19 +31,6 @@ KEEP_PER_ATTEMPT = 2
 # (evicting its other caches), so the cache copy is not one per change: the first checkpoint, then at most
 # one per interval, and always the last one of a run (it is what "Re-run all jobs" comes back to).
 CACHE_INTERVAL_SECONDS = 120.0
-_CACHE_KEY = re.compile(r"-attempt([0-9]+)-seq([0-9]+)$")
-
-
-def default_state_name(plan_id: str) -> str:
-    return safe_state_name(plan_id)
-
-
-def cache_key(state_name: str, run_id: int, attempt: int, sequence: int) -> str:
-    return f"planeteer-run{run_id}-{artifact_name(state_name, attempt, sequence)}"
-
-
-def cache_prefix(state_name: str, run_id: int) -> str:
-    return f"planeteer-run{run_id}-planeteer-{safe_state_name(state_name)}-attempt"
 
 
 @dataclass(frozen=True)
@@ -259,110 +232,6 @@ class CheckpointUploader:
                 self._artifacts.delete(name)
             except ServiceError as exc:
                 self._warn(f"could not delete superseded checkpoint {name}: {exc}")
-
-
-@dataclass(frozen=True)
-class Restored:
-    name: str
-    origin: str  # "artifact" or "cache"
-    run_id: int
-    attempt: int
-    sequence: int
-    sessions: list[str]
-    changed_paths: list[str]
-    base_commit: str | None = None
-
-    def describe(self) -> str:
-        return (
-            f"restored checkpoint {self.name} from the {self.origin} (run {self.run_id}, attempt {self.attempt}, "
-            f"save {self.sequence}): {len(self.sessions)} session(s), {len(self.changed_paths)} changed file(s)"
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-@dataclass(frozen=True)
-class RestoreTarget:
-    """Where a restored checkpoint goes: the plan file, the checkout its changes apply to, the Copilot home."""
-
-    plan_path: Path
-    working_directory: Path
-    copilot_home: Path
-    key: str | None
-    apply_work: bool = True
-
-
-def restore_checkpoint(
-    state_name: str,
-    run_id: int,
-    expected_plan_id: str | None,
-    rest: RunArtifacts | None,
-    cache: ActionsCache | None,
-    target: RestoreTarget,
-    warn: Warn,
-    *,
-    before_attempt: int | None = None,
-) -> Restored | None:
-    """Find the newest checkpoint of a plan in a run, verify it and put everything back.
-
-    A checkpoint that cannot be found or trusted is a warning: the run falls back to the repository's plan.
-    Work that cannot be put back (another commit, conflicting files) raises: skipping tasks whose work is
-    missing would be worse than stopping. `before_attempt` skips the current attempt's own checkpoints.
-    """
-    candidates: list[tuple[tuple[int, int], str, Callable[[], bytes]]] = []
-    if rest is not None:
-        try:
-            for artifact in rest.list(run_id, name_prefix="planeteer-"):
-                order = parse_artifact_name(artifact.name, state_name)
-                if order is None or artifact.expired:
-                    continue
-                if before_attempt is not None and order[0] >= before_attempt:
-                    continue
-                candidates.append((order, "artifact", functools.partial(rest.download, artifact.id)))
-        except ServiceError as exc:
-            warn(f"could not list the checkpoints of run {run_id}: {exc}")
-    if cache is not None:
-        try:
-            prefix = cache_prefix(state_name, run_id)
-            found = cache.restore(prefix + "-latest", [prefix])
-        except ServiceError as exc:
-            warn(f"could not read the cached checkpoint of run {run_id}: {exc}")
-            found = None
-        if found is not None:
-            key, data = found
-            match = _CACHE_KEY.search(key)
-            if match:
-                order = (int(match.group(1)), int(match.group(2)))
-                if before_attempt is None or order[0] < before_attempt:
-                    candidates.append((order, "cache", functools.partial(bytes, data)))
-    if not candidates:
-        warn(f"no checkpoint of this plan found in run {run_id}: starting from the plan file in the repository")
-        return None
-    for order, origin, fetch in sorted(candidates, key=lambda c: (c[0], c[1] == "artifact"), reverse=True):
-        name = artifact_name(state_name, *order)
-        try:
-            checkpoint = open_checkpoint(fetch(), key=target.key, expected_plan_id=expected_plan_id)
-        except (CheckpointError, ServiceError) as exc:
-            warn(f"checkpoint {name} from the {origin} refused: {exc}")
-            continue
-        changed: list[str] = []
-        if checkpoint.changes and target.apply_work:
-            if checkpoint.meta.base_commit is None:
-                warn(f"checkpoint {name} carries changes without a base commit: they were not applied")
-            else:
-                changed = apply_changes(target.working_directory, checkpoint.meta.base_commit, checkpoint.changes)
-        sessions = checkpoint.restore_sessions(target.copilot_home)
-        target.plan_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target.plan_path, checkpoint.plan_bytes)
-        return Restored(name, origin, run_id, order[0], order[1], sessions, changed, checkpoint.meta.base_commit)
-    warn("no usable checkpoint: starting from the plan file in the repository")
-    return None
-
-
-def states_in(names: list[str]) -> set[str]:
-    """The state names of the checkpoint artifacts among `names` (for `pull` without a plan id)."""
-    return {m.group(1) for m in (re.match(r"^planeteer-(.+)-attempt[0-9]+-seq[0-9]+$", n) for n in names) if m}
 
 
 def _relative(path: Path, base: Path) -> str:

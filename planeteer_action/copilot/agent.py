@@ -30,8 +30,8 @@ from copilot.session_events import (
     UserMessageData,
 )
 
-from planeteer_action import runtime
-from planeteer_action.agent import (
+from planeteer_action.copilot import runtime
+from planeteer_action.engine.agent import (
     AgentError,
     SessionAlreadyExists,
     SessionInfo,

@@ -12,11 +12,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from .agent import SessionInfo
-from .errors import PlaneteerError
-from .models import Plan
-from .session_ids import belongs_to_plan, is_planeteer_session
-from .store import load_plan
+from planeteer_action.engine.agent import SessionInfo
+from planeteer_action.engine.session_ids import belongs_to_plan, is_planeteer_session
+from planeteer_action.errors import PlaneteerError
+from planeteer_action.plan.model import Plan
+from planeteer_action.plan.store import load_plan
 
 SessionKind = Literal["live", "orphan", "unknown-plan", "not-planeteer"]
 KIND_LABELS = {

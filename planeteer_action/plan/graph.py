@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from .errors import PlanInvalid
-from .models import Plan, Task
+from planeteer_action.errors import PlanInvalid
+from planeteer_action.plan.model import Plan, Task
 
 
 def check_graph(plan: Plan) -> None:

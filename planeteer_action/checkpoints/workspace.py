@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .errors import PlaneteerError
+from planeteer_action.errors import PlaneteerError
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _ADD_TRIES = 3

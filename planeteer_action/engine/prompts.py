@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .models import Plan, Task
+from planeteer_action.plan.model import Plan, Task
 
 TASK_MARKER = "Planeteer task id:"
 _RESULT_LIMIT = 2000

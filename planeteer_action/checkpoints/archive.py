@@ -35,10 +35,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 from pydantic import ValidationError
 
-from .errors import PlaneteerError
-from .models import Plan
-from .session_ids import belongs_to_plan, is_planeteer_session, plan_fingerprint
-from .workspace_changes import path_outside_checkout
+from planeteer_action.checkpoints.workspace import path_outside_checkout
+from planeteer_action.engine.session_ids import belongs_to_plan, is_planeteer_session, plan_fingerprint
+from planeteer_action.errors import PlaneteerError
+from planeteer_action.plan.model import Plan
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -277,30 +277,6 @@ def _check_contents(checkpoint: Checkpoint) -> None:
     unsafe = path_outside_checkout(checkpoint.changes)
     if unsafe is not None:
         raise CheckpointInvalid(f"its workspace patch writes to {unsafe[:120]!r}, outside the checkout: refused")
-
-
-# Artifact names ------------------------------------------------------------------------------------------
-
-_ARTIFACT_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-def artifact_name(state_name: str, attempt: int, sequence: int) -> str:
-    """`planeteer-<state>-attempt<NNN>-seq<NNNNNN>`: zero-padded so that names sort in save order."""
-    if attempt < 0 or sequence < 0:
-        raise ValueError("attempt and sequence must not be negative")
-    return f"planeteer-{safe_state_name(state_name)}-attempt{attempt:03d}-seq{sequence:06d}"
-
-
-def parse_artifact_name(name: str, state_name: str) -> tuple[int, int] | None:
-    """(attempt, sequence) of a checkpoint artifact of this state, or None for any other name."""
-    pattern = rf"^planeteer-{re.escape(safe_state_name(state_name))}-attempt([0-9]+)-seq([0-9]+)$"
-    match = re.match(pattern, name)
-    return (int(match.group(1)), int(match.group(2))) if match else None
-
-
-def safe_state_name(state_name: str) -> str:
-    """Artifact names cannot hold `" : < > | * ? \\ /` or line breaks; keep a conservative set."""
-    return _ARTIFACT_UNSAFE.sub("-", state_name).strip("-.")[:100] or "plan"
 
 
 # Writing --------------------------------------------------------------------------------------------------

@@ -18,24 +18,39 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from . import __version__
-from .agent import Agent
-from .display import STATUS_STYLE, JsonLines, LineLog, LiveView, RunView, format_duration, task_duration
-from .durations import parse_duration
-from .errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, PlaneteerError
-from .gitinfo import git_context
-from .graph import blocked_tasks
-from .models import Plan, RecoveryChoice, parse_time
-from .recovery import RECOVERY_CHOICES, RecoveryReport, delete_quietly
-from .runtime import cli_version, find_copilot_cli
-from .sessions import KIND_LABELS, ClassifiedSession, classify, cleanup_candidates, discover_plans, mark_deleted
-from .store import PlanLock, load_plan, save_plan
-from .twirp import ServiceError
+from planeteer_action import __version__
+from planeteer_action.cli.display import (
+    STATUS_STYLE,
+    JsonLines,
+    LineLog,
+    LiveView,
+    RunView,
+    format_duration,
+    task_duration,
+)
+from planeteer_action.copilot.runtime import cli_version, find_copilot_cli
+from planeteer_action.engine.agent import Agent
+from planeteer_action.engine.recovery import RECOVERY_CHOICES, RecoveryReport, delete_quietly
+from planeteer_action.engine.sessions import (
+    KIND_LABELS,
+    ClassifiedSession,
+    classify,
+    cleanup_candidates,
+    discover_plans,
+    mark_deleted,
+)
+from planeteer_action.engine.wording import parse_duration
+from planeteer_action.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, PlaneteerError
+from planeteer_action.github._twirp import ServiceError
+from planeteer_action.gitinfo import git_context
+from planeteer_action.plan.graph import blocked_tasks
+from planeteer_action.plan.model import Plan, RecoveryChoice, parse_time
+from planeteer_action.plan.store import PlanLock, load_plan, save_plan
 
 # The Copilot SDK takes half a second to import: only the commands that start the runtime import it
 # (through `runner`), so `validate`, `status` and `retry` answer at once.
 if TYPE_CHECKING:
-    from .runner import RunOutcome
+    from planeteer_action.runner import RunOutcome
 
 T = TypeVar("T")
 PLAN_DIR = ".planeteer"
@@ -173,7 +188,7 @@ def run(
       PLANETEER_PROVIDER_API_KEY=... planeteer run plan.json --provider-base-url http://localhost:8000/v1
       planeteer run plan.json --on-interrupted fresh --json | jq .
     """
-    from .runner import ProviderSettings, RunConfig, run_plan
+    from planeteer_action.runner import ProviderSettings, RunConfig, run_plan
 
     try:
         config = RunConfig(
@@ -515,7 +530,7 @@ def _session_scope(
 
 
 def _with_agent(copilot_home: Path | None, work: Callable[[Agent], Awaitable[T]]) -> T:
-    from .runner import copilot_runtime
+    from planeteer_action.runner import copilot_runtime
 
     async def go() -> T:
         async with copilot_runtime(copilot_home.resolve() if copilot_home else None) as agent:
@@ -727,8 +742,9 @@ def pull(
       GITHUB_TOKEN=$(gh auth token) planeteer pull --repository octo/app --run 123456 --apply-changes
       planeteer status .planeteer/app.json && planeteer run .planeteer/app.json
     """
-    from .action.checkpoints import RestoreTarget, default_state_name, restore_checkpoint, states_in
-    from .run_artifacts import RunArtifacts
+    from planeteer_action.checkpoints.naming import default_state_name, states_in
+    from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
+    from planeteer_action.github.run_artifacts import RunArtifacts
 
     token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
     if not token:

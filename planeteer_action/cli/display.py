@@ -16,7 +16,7 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from .events import (
+from planeteer_action.engine.events import (
     Event,
     LockTakenOver,
     RunFinished,
@@ -29,7 +29,7 @@ from .events import (
     TaskInterrupted,
     TaskStarted,
 )
-from .models import Plan, parse_time
+from planeteer_action.plan.model import Plan, parse_time
 
 STATUS_STYLE = {
     "pending": "dim",

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .models import utc_now
+from planeteer_action.plan.model import utc_now
 
 RunStatus = Literal["complete", "failed", "interrupted"]
 

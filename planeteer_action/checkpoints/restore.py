@@ -1,0 +1,122 @@
+"""Finding, verifying and putting back a run's newest checkpoint: what a re-run and `planeteer pull` share.
+
+"Re-run failed jobs" keeps earlier attempts' artifacts; "Re-run all jobs" deletes them, which is why the
+newest checkpoint also goes into the cache, keyed by run. A restore takes whichever copy is newer.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from planeteer_action.checkpoints.archive import CheckpointError, open_checkpoint
+from planeteer_action.checkpoints.naming import CACHE_KEY, artifact_name, cache_prefix, parse_artifact_name
+from planeteer_action.checkpoints.workspace import apply_changes
+from planeteer_action.github._twirp import ServiceError
+from planeteer_action.github.cache import ActionsCache
+from planeteer_action.github.run_artifacts import RunArtifacts
+from planeteer_action.plan.store import write_atomic
+
+Warn = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Restored:
+    name: str
+    origin: str  # "artifact" or "cache"
+    run_id: int
+    attempt: int
+    sequence: int
+    sessions: list[str]
+    changed_paths: list[str]
+    base_commit: str | None = None
+
+    def describe(self) -> str:
+        return (
+            f"restored checkpoint {self.name} from the {self.origin} (run {self.run_id}, attempt {self.attempt}, "
+            f"save {self.sequence}): {len(self.sessions)} session(s), {len(self.changed_paths)} changed file(s)"
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class RestoreTarget:
+    """Where a restored checkpoint goes: the plan file, the checkout its changes apply to, the Copilot home."""
+
+    plan_path: Path
+    working_directory: Path
+    copilot_home: Path
+    key: str | None
+    apply_work: bool = True
+
+
+def restore_checkpoint(
+    state_name: str,
+    run_id: int,
+    expected_plan_id: str | None,
+    rest: RunArtifacts | None,
+    cache: ActionsCache | None,
+    target: RestoreTarget,
+    warn: Warn,
+    *,
+    before_attempt: int | None = None,
+) -> Restored | None:
+    """Find the newest checkpoint of a plan in a run, verify it and put everything back.
+
+    A checkpoint that cannot be found or trusted is a warning: the run falls back to the repository's plan.
+    Work that cannot be put back (another commit, conflicting files) raises: skipping tasks whose work is
+    missing would be worse than stopping. `before_attempt` skips the current attempt's own checkpoints.
+    """
+    candidates: list[tuple[tuple[int, int], str, Callable[[], bytes]]] = []
+    if rest is not None:
+        try:
+            for artifact in rest.list(run_id, name_prefix="planeteer-"):
+                order = parse_artifact_name(artifact.name, state_name)
+                if order is None or artifact.expired:
+                    continue
+                if before_attempt is not None and order[0] >= before_attempt:
+                    continue
+                candidates.append((order, "artifact", functools.partial(rest.download, artifact.id)))
+        except ServiceError as exc:
+            warn(f"could not list the checkpoints of run {run_id}: {exc}")
+    if cache is not None:
+        try:
+            prefix = cache_prefix(state_name, run_id)
+            found = cache.restore(prefix + "-latest", [prefix])
+        except ServiceError as exc:
+            warn(f"could not read the cached checkpoint of run {run_id}: {exc}")
+            found = None
+        if found is not None:
+            key, data = found
+            match = CACHE_KEY.search(key)
+            if match:
+                order = (int(match.group(1)), int(match.group(2)))
+                if before_attempt is None or order[0] < before_attempt:
+                    candidates.append((order, "cache", functools.partial(bytes, data)))
+    if not candidates:
+        warn(f"no checkpoint of this plan found in run {run_id}: starting from the plan file in the repository")
+        return None
+    for order, origin, fetch in sorted(candidates, key=lambda c: (c[0], c[1] == "artifact"), reverse=True):
+        name = artifact_name(state_name, *order)
+        try:
+            checkpoint = open_checkpoint(fetch(), key=target.key, expected_plan_id=expected_plan_id)
+        except (CheckpointError, ServiceError) as exc:
+            warn(f"checkpoint {name} from the {origin} refused: {exc}")
+            continue
+        changed: list[str] = []
+        if checkpoint.changes and target.apply_work:
+            if checkpoint.meta.base_commit is None:
+                warn(f"checkpoint {name} carries changes without a base commit: they were not applied")
+            else:
+                changed = apply_changes(target.working_directory, checkpoint.meta.base_commit, checkpoint.changes)
+        sessions = checkpoint.restore_sessions(target.copilot_home)
+        target.plan_path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(target.plan_path, checkpoint.plan_bytes)
+        return Restored(name, origin, run_id, order[0], order[1], sessions, changed, checkpoint.meta.base_commit)
+    warn("no usable checkpoint: starting from the plan file in the repository")
+    return None

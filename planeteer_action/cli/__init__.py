@@ -1,0 +1,1 @@
+"""The `planeteer` command and its terminal views."""

@@ -1,0 +1,1 @@
+"""The Copilot SDK behind the engine's agent interface; the only code that imports the SDK."""

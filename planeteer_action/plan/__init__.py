@@ -1,0 +1,1 @@
+"""The plan file: its model, strict loading, atomic saves and lock, the Markdown view, the graph."""
