@@ -23,6 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 PLANETEER = Path(sys.executable).with_name("planeteer")
 API_KEY = "sk-test-7c1d9e0f-never-printed"
 RUNTIME_TAG = "PLANETEER_RUNTIME_TAG"
+# Set by conftest to a value of this suite's own: see `suite_processes`.
+SUITE_ENV = "TEST_SUITE_MARK"
 
 
 def copilot_cli() -> str:
@@ -143,9 +145,10 @@ def interrupt(process: subprocess.Popen[str], signum: int = signal.SIGINT) -> tu
     return process.returncode, time.monotonic() - started, stderr
 
 
-def runtime_processes() -> list[int]:
-    """Processes started by any planeteer Copilot runtime (the CLI and every shell it spawned)."""
-    found = []
+def suite_processes() -> dict[int, bytes]:
+    """This test suite's live processes (see conftest's SUITE_ENV) and their environments."""
+    needle = f"{SUITE_ENV}={os.environ[SUITE_ENV]}".encode()
+    found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -153,9 +156,14 @@ def runtime_processes() -> list[int]:
             environ = (entry / "environ").read_bytes()
         except OSError:
             continue
-        if RUNTIME_TAG.encode() + b"=" in environ:
-            found.append(int(entry.name))
+        if needle in environ.split(b"\0"):
+            found[int(entry.name)] = environ
     return found
+
+
+def runtime_processes() -> list[int]:
+    """This suite's processes started by a planeteer Copilot runtime (the CLI and every shell it spawned)."""
+    return [pid for pid, environ in suite_processes().items() if RUNTIME_TAG.encode() + b"=" in environ]
 
 
 def user_messages(request: dict[str, Any]) -> list[str]:

@@ -19,6 +19,7 @@ from harness import (
     interrupt,
     make_workspace,
     runtime_processes,
+    suite_processes,
     user_messages,
     wait_for,
 )
@@ -42,7 +43,7 @@ def _busy_workspace(tmp_path: Path, extra: dict[str, list[dict[str, object]]] | 
 
 
 def _sleeping_commands() -> list[int]:
-    return [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and _cmdline(p).startswith("sleep 45")]
+    return [pid for pid in suite_processes() if _cmdline(Path(f"/proc/{pid}")).startswith("sleep 45")]
 
 
 def _cmdline(proc: Path) -> str:
