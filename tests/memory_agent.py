@@ -80,7 +80,7 @@ class MemoryAgent:
 
     async def delete_session(self, session_id: str) -> None:
         if session_id not in self.sessions:
-            raise AgentError(f"Session file not found: {session_id}")
+            raise SessionNotFound(f"Session {session_id} does not exist, so there is nothing to delete")
         del self.sessions[session_id]
 
     def add_foreign_session(self, session_id: str) -> None:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass, field
 
+import pytest
 from memory_agent import MemoryAgent
 
-from planeteer_action.engine.recovery import apply_choice, inspect
+from planeteer_action.engine.agent import AgentError, SessionNotFound
+from planeteer_action.engine.recovery import apply_choice, delete_quietly, inspect
 from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.plan.model import Attempt, Execution, Plan
 
@@ -85,6 +88,29 @@ def test_cleanup_deletes_only_this_plans_orphans_and_superseded_sessions() -> No
     b = plan.task("b")
     assert b.status == "pending" and b.session_id is None and b.attempts[-1].session_deleted
     assert plan.task("a").status == "done"
+
+
+@dataclass
+class _DeleteFails(MemoryAgent):
+    """Every delete fails with `delete_error`, as a runtime's would."""
+
+    delete_error: AgentError = field(default_factory=lambda: AgentError("no error configured"))
+
+    async def delete_session(self, session_id: str) -> None:
+        raise self.delete_error
+
+
+def test_a_session_already_gone_counts_as_deleted_by_its_type_not_its_wording() -> None:
+    gone = SessionNotFound("Session s is no longer in this Copilot home")
+    asyncio.run(delete_quietly(_DeleteFails(delete_error=gone), "s"))
+    with pytest.raises(SessionNotFound):
+        asyncio.run(MemoryAgent().delete_session("never-made"))
+
+
+def test_a_failed_delete_is_raised_even_when_its_text_says_not_found() -> None:
+    failure = AgentError("Deleting session s failed: the Copilot CLI was not found")
+    with pytest.raises(AgentError, match="CLI was not found"):
+        asyncio.run(delete_quietly(_DeleteFails(delete_error=failure), "s"))
 
 
 def test_nothing_to_decide_on_a_clean_plan() -> None:

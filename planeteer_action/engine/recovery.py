@@ -8,10 +8,11 @@ resume (each task in its own session; lost ones start afresh), start fresh, or c
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Literal
 
-from planeteer_action.engine.agent import Agent, AgentError, SessionInfo
+from planeteer_action.engine.agent import Agent, SessionInfo, SessionNotFound
 from planeteer_action.engine.session_ids import belongs_to_plan
 from planeteer_action.engine.sessions import mark_deleted
 from planeteer_action.plan.model import Plan, Recovery, RecoveryChoice, Task, utc_now
@@ -100,11 +101,8 @@ async def apply_choice(
 
 async def delete_quietly(agent: Agent, session_id: str) -> None:
     """Delete a session; one that is already gone counts as deleted."""
-    try:
+    with contextlib.suppress(SessionNotFound):
         await agent.delete_session(session_id)
-    except AgentError as exc:
-        if "not found" not in str(exc).lower():
-            raise
 
 
 def _close_attempt(task: Task, outcome: Literal["interrupted", "lost", "superseded"]) -> None:
