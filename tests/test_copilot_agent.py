@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import subprocess
@@ -21,7 +22,7 @@ from typing import Any
 import pytest
 
 from planeteer_action.copilot import runtime
-from planeteer_action.copilot.agent import CopilotAgent, session_name
+from planeteer_action.copilot.agent import CopilotAgent, SdkCallTiming, session_name
 from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, note_path, provider_config
 from planeteer_action.engine.agent import (
     AgentError,
@@ -50,6 +51,7 @@ SCRIPT: dict[str, list[dict[str, Any]]] = {
     ],
     "bad-request": [{"error": 400}],
     "cli-dies": [{"bash": "sleep 30"}, {"text": "resumed after the crash"}],
+    "timed": [{"text": "first turn"}, {"text": "second turn"}],
 }
 SECRET = "sk-planeteer-test-secret"
 
@@ -423,6 +425,35 @@ def test_delete_session(tmp_path: Path, model: OfflineModelServer) -> None:
                 await agent.delete_session("s-to-delete")
 
     asyncio.run(scenario())
+
+
+@pytest.mark.integration
+@real_cli
+def test_every_sdk_call_of_a_turn_reports_its_timing(tmp_path: Path, model: OfflineModelServer) -> None:
+    timings: list[SdkCallTiming] = []
+
+    async def scenario() -> None:
+        provider = provider_config(model.base_url)
+        agent = CopilotAgent(CLI, tmp_path / "home", OFFLINE_MODEL, provider, on_sdk_call=timings.append)
+        await agent.start()
+        try:
+            await agent.run_turn(turn("timed", tmp_path))
+            await agent.run_turn(turn("timed", tmp_path, mode="resume"))
+        finally:
+            await agent.stop()
+
+    asyncio.run(scenario())
+    assert [(t.session_id, t.call) for t in timings] == [
+        ("s-timed", "get_session_metadata"),
+        ("s-timed", "create_session"),
+        ("s-timed", "send"),
+        ("s-timed", "disconnect"),
+        ("s-timed", "resume_session"),
+        ("s-timed", "send"),
+        ("s-timed", "disconnect"),
+    ]
+    assert all(t.started <= t.ended for t in timings)
+    assert all(earlier.ended <= later.started for earlier, later in itertools.pairwise(timings))
 
 
 @pytest.mark.integration

@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import shutil
 import tempfile
+import time
 import unicodedata
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 
 from copilot import CopilotClient, CopilotSession, RuntimeConnection, SessionListFilter, SessionMetadata
 from copilot.session import PermissionHandler, ProviderConfig
@@ -54,6 +57,20 @@ _PING_INTERVAL = 2.0
 _PING_TIMEOUT = 10.0
 _ACTIVITY_WIDTH = 120
 _NAME_MAX_UTF16 = 100
+_SESSION_GONE = re.compile(r"\bsession (?:file )?not found\b", re.IGNORECASE)
+"""The CLI's words for an unknown session id; the SDK passes them on in a plain RuntimeError or JsonRpcError."""
+
+SdkCall = Literal["get_session_metadata", "create_session", "resume_session", "send", "disconnect"]
+
+
+@dataclass(frozen=True)
+class SdkCallTiming:
+    """When one SDK call of a turn started and ended (`time.perf_counter()`), to measure where a turn's time goes."""
+
+    session_id: str
+    call: SdkCall
+    started: float
+    ended: float
 
 
 class CopilotAgent:
@@ -66,8 +83,11 @@ class CopilotAgent:
         model: str | None = None,
         provider: Mapping[str, str] | None = None,
         github_token: str | None = None,
+        on_sdk_call: Callable[[SdkCallTiming], None] | None = None,
     ) -> None:
+        """`on_sdk_call`, if given, hears the timing of every SDK call a turn makes (the benchmarks use it)."""
         self._cli_path = cli_path
+        self._on_sdk_call = on_sdk_call
         self._copilot_home = copilot_home
         self._model = model
         self._provider = cast(ProviderConfig, dict(provider)) if provider else None
@@ -109,7 +129,7 @@ class CopilotAgent:
         session = await self._open(request, turn)
         self._live[request.session_id] = (turn, session)
         try:
-            await session.send(request.prompt)
+            await self._timed(request.session_id, "send", session.send(request.prompt))
             return TurnResult(summary=await turn.wait(self._clean))
         except (asyncio.CancelledError, TurnTimeout):
             await _quietly(session.abort())
@@ -123,7 +143,7 @@ class CopilotAgent:
         finally:
             turn.close()
             self._live.pop(request.session_id, None)
-            await _quietly(session.disconnect())
+            await _quietly(self._timed(request.session_id, "disconnect", session.disconnect()))
 
     async def get_session(self, session_id: str) -> SessionInfo | None:
         metadata = await self._call(self._require_client().get_session_metadata(session_id))
@@ -140,7 +160,7 @@ class CopilotAgent:
         try:
             await self._require_client().delete_session(session_id)
         except Exception as error:
-            if "not found" in str(error).lower():
+            if _SESSION_GONE.search(str(error)):
                 raise SessionNotFound(f"Session {session_id} does not exist, so there is nothing to delete") from None
             raise AgentError(f"Deleting session {session_id} failed: {self._clean(error)}") from None
 
@@ -196,18 +216,29 @@ class CopilotAgent:
         }
         sid = request.session_id
         if request.mode == "create":
-            if await self._call(client.get_session_metadata(sid)) is not None:
+            lookup = self._timed(sid, "get_session_metadata", client.get_session_metadata(sid))
+            if await self._call(lookup) is not None:
                 raise SessionAlreadyExists(f"Session {sid} already exists; resume it instead of creating it again")
             name = session_name(request.session_name) or sid
-            return await self._call(client.create_session(session_id=sid, name=name, **options))
+            creation = client.create_session(session_id=sid, name=name, **options)
+            return await self._call(self._timed(sid, "create_session", creation))
         try:
-            return await client.resume_session(sid, **options)
+            return await self._timed(sid, "resume_session", client.resume_session(sid, **options))
         except Exception as error:
-            if "session not found" in str(error).lower():
+            if _SESSION_GONE.search(str(error)):
                 raise SessionNotFound(
                     f"Session {sid} is not in this Copilot home; start the task again in a new session"
                 ) from None
             raise AgentError(f"Resuming session {sid} failed: {self._clean(error)}") from None
+
+    async def _timed(self, session_id: str, call: SdkCall, awaitable: Awaitable[_T]) -> _T:
+        """Await `awaitable`, telling `on_sdk_call` how long it took, whether it succeeded or not."""
+        started = time.perf_counter()
+        try:
+            return await awaitable
+        finally:
+            if self._on_sdk_call is not None:
+                self._on_sdk_call(SdkCallTiming(session_id, call, started, time.perf_counter()))
 
     async def _call(self, call: Awaitable[_T]) -> _T:
         try:
