@@ -34,7 +34,7 @@ from planeteer_action.action.uploader import KEEP_PER_ATTEMPT
 from planeteer_action.checkpoints import archive as checkpoint_format
 from planeteer_action.checkpoints.archive import CheckpointMeta, build_checkpoint
 from planeteer_action.checkpoints.naming import artifact_name, cache_key
-from planeteer_action.copilot.offline_model import OFFLINE_MODEL, SCRIPT_ENV, OfflineModelServer, note_path
+from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, note_path
 from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
@@ -643,15 +643,15 @@ def test_uploads_never_hold_up_the_tasks_failures_are_warnings_and_old_checkpoin
     fake.handle = slow_first_create  # type: ignore[method-assign]
     fake.fail_next("CreateArtifact", 403)
     # The built-in offline model, each task's first answer slowed down so that the run has several states.
-    script = tmp_path / "offline-script.json"
-    script.write_text(json.dumps({t["id"]: [{"delay": 0.7}] for t in chain_plan()["tasks"]}))
-    flow = Workflow(tmp_path, fake, run_id=84_000, inputs=base_inputs(fake, offline="true"), plan=chain_plan())
-    try:
-        machine = flow.machine(1)
-        machine.extra_env = {SCRIPT_ENV: str(script)}
-        run = machine.run_action()
-    finally:
-        flow.cleanup()
+    slowed = OfflineModelServer(script={t["id"]: [{"delay": 0.7}] for t in chain_plan()["tasks"]})
+    with slowed as model:
+        inputs = base_inputs(fake, model=OFFLINE_MODEL, **{"provider-base-url": model.base_url})
+        flow = Workflow(tmp_path, fake, run_id=84_000, inputs=inputs, plan=chain_plan())
+        try:
+            machine = flow.machine(1)
+            run = machine.run_action()
+        finally:
+            flow.cleanup()
 
     assert (run.run.exit_code, run.finalize.exit_code) == (0, 0), describe(run)
     assert run.outputs["status"] == "complete" and run.outputs["done"] == "4"

@@ -17,7 +17,6 @@ import pytest
 
 from planeteer_action.copilot.offline_model import (
     OFFLINE_MODEL,
-    SCRIPT_ENV,
     OfflineModelServer,
     find_task_id,
     note_path,
@@ -233,13 +232,21 @@ def test_invalid_steps_are_refused_when_the_server_is_made() -> None:
         OfflineModelServer(script={"x": [{"sleep": 1}]})
 
 
-def test_script_from_a_file_named_in_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_script_from_a_file_named_to_the_constructor(tmp_path: Path) -> None:
     script = tmp_path / "script.json"
     script.write_text(json.dumps({"f": [{"text": "from the file"}]}))
-    monkeypatch.setenv(SCRIPT_ENV, str(script))
-    with OfflineModelServer() as server:
+    with OfflineModelServer(script=script) as server:
         _, response = post(server.base_url, chat(user("f")))
     assert reply(response)["content"] == "from the file"
+
+
+def test_the_environment_cannot_script_the_shipped_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"f": [{"text": "from the environment"}]}))
+    monkeypatch.setenv("PLANETEER_OFFLINE_SCRIPT", str(script))
+    with OfflineModelServer() as server:
+        _, response = post(server.base_url, chat(user("f")))
+    assert reply(response).get("tool_calls"), "the built-in model answers, whatever the environment says"
 
 
 def test_provider_config_points_the_cli_at_the_server() -> None:

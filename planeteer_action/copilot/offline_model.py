@@ -35,7 +35,6 @@ from planeteer_action.engine.prompts import TASK_MARKER
 from planeteer_action.engine.session_ids import task_slug
 
 OFFLINE_MODEL = "planeteer-offline"
-SCRIPT_ENV = "PLANETEER_OFFLINE_SCRIPT"
 NOTES_DIR = "planeteer-notes"
 
 _TASK_LINE = re.compile(r"^[ \t]*" + re.escape(TASK_MARKER) + r"[ \t]*(\S.*?)[ \t]*$", re.MULTILINE)
@@ -174,7 +173,7 @@ class OfflineModelServer:
     """The chat-completions server, in a daemon thread on 127.0.0.1.
 
     `script` maps task ids to steps consumed in order across that task's requests; a path names a JSON file
-    holding such a mapping; `None` reads the file named by $PLANETEER_OFFLINE_SCRIPT, if set. Tasks without
+    holding such a mapping (what the `--script` option of this module's command line gives). Tasks without
     steps (or whose steps are used up) get the built-in model. Steps: `{"bash": "cmd"}` (or a dict of bash
     arguments), `{"create": {"path": ..., "file_text": ...}}`, `{"text": "..."}`, `{"error": 500}`,
     `{"hang": true}` (no answer until `stop()`), and `{"delay": s}`, alone (then the next step answers the
@@ -187,8 +186,6 @@ class OfflineModelServer:
         log_path: str | os.PathLike[str] | None = None,
         port: int = 0,
     ) -> None:
-        if script is None and os.environ.get(SCRIPT_ENV):
-            script = os.environ[SCRIPT_ENV]
         if isinstance(script, (str, os.PathLike)):
             script = load_script(script)
         self._steps: dict[str, list[Step]] = {task: list(steps) for task, steps in (script or {}).items()}
