@@ -44,7 +44,7 @@ lint: setup
 	$(VENV)/bin/mypy planeteer_action
 
 bench: setup
-	$(PY) bench/run.py
+	$(PY) -m bench
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DEMO) .pytest_cache .mypy_cache .ruff_cache *.egg-info

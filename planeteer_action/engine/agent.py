@@ -1,7 +1,8 @@
 """The engine's only view of an agent runtime.
 
-The executor and recovery talk to this small interface; `copilot_agent.CopilotAgent` implements it on the
-real Copilot SDK, and unit tests can implement it in memory. Nothing outside `copilot_agent` imports the SDK.
+The executor and recovery talk to this small interface; `copilot.agent.CopilotAgent` implements it on the
+real Copilot SDK, and unit tests can implement it in memory. Nothing outside `planeteer_action/copilot/` imports
+the SDK, and its failures reach the engine as these types (e.g. `SessionNotFound`), never as text to match.
 """
 
 from __future__ import annotations

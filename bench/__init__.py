@@ -1,0 +1,1 @@
+"""Planeteer's performance figures: `python -m bench` (see bench/README.md)."""
