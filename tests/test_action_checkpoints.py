@@ -5,18 +5,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from checkpoint_forgery import forge
 from fakes.github_services import FakeGitHubServices
 
-from planeteer_action.action.uploader import KEEP_PER_ATTEMPT, CheckpointUploader, UploadRecord
-from planeteer_action.checkpoints.archive import CheckpointMeta, build_checkpoint
+from planeteer_action.action.context import ActionContext
+from planeteer_action.action.uploader import KEEP_PER_ATTEMPT, CheckpointSource, CheckpointUploader, UploadRecord
+from planeteer_action.checkpoints.archive import build_checkpoint, open_checkpoint
+from planeteer_action.checkpoints.errors import CheckpointRestoreFailed
+from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import cache_key
 from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
 from planeteer_action.engine.events import RunFinished, TaskDone, TaskStarted
+from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
 
@@ -147,3 +154,130 @@ def test_a_checkpoints_plan_must_be_a_plan_of_the_expected_id(
         assert restored is None and not target.plan_path.exists()
         assert warnings[0].startswith("checkpoint planeteer-x-attempt001-seq000001 from the cache refused: its ")
         assert reason in warnings[0]
+
+
+def test_the_source_holds_the_plans_live_sessions_and_the_work_but_not_the_plans_own_files(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    base = checkout(work)
+    live, deleted = session_id_for("plan-x", "t", 2), session_id_for("plan-x", "t", 1)
+    attempts = [
+        {"number": 1, "sessionId": deleted, "reason": "first start", "startedAt": "x", "sessionDeleted": True},
+        {"number": 2, "sessionId": live, "reason": "fresh", "startedAt": "y"},
+    ]
+    plan = work / "plan.json"
+    plan.write_text(
+        json.dumps({"id": "plan-x", "name": "X", "tasks": [{"id": "t", "title": "T", "attempts": attempts}]})
+    )
+    for name in ("plan.md", "plan.json.lock", "notes.md"):
+        (work / name).write_text("x\n")
+    for session_id in (live, deleted):
+        (tmp_path / "home" / "session-state" / session_id).mkdir(parents=True)
+        (tmp_path / "home" / "session-state" / session_id / "events.jsonl").write_text("{}\n")
+    context = ActionContext("o/r", RUN, 1, "", "", work, tmp_path, None, None)
+    source = CheckpointSource(context, "x", plan, work, tmp_path / "home", base, None)
+
+    data, plan_sha = source.build(3)
+
+    checkpoint = open_checkpoint(data, key=None, expected_plan_id="plan-x")
+    assert checkpoint.session_ids == [live] and checkpoint.meta.sequence == 3
+    assert plan_sha == hashlib.sha256(plan.read_bytes()).hexdigest()
+    assert b"b/notes.md" in checkpoint.changes
+    assert b"plan.md" not in checkpoint.changes and b"plan.json" not in checkpoint.changes
+
+
+# Restoring is all or nothing ------------------------------------------------------------------------------
+
+PLAN_X = json.dumps({"id": "plan-x", "name": "X", "tasks": [{"id": "t", "title": "T"}]}).encode()
+SESSION = session_id_for("plan-x", "t", 1)
+NEW_NOTES = (
+    b"diff --git a/notes.md b/notes.md\nnew file mode 100644\n--- /dev/null\n+++ b/notes.md\n@@ -0,0 +1 @@\n+work\n"
+)
+
+
+def checkout(folder: Path) -> str:
+    """A git checkout with one commit; its commit id."""
+    folder.mkdir()
+    (folder / "README.md").write_text("hello\n")
+    for args in (
+        ["init", "-q"],
+        ["add", "README.md"],
+        ["-c", "user.name=T", "-c", "user.email=t@e", "commit", "-qm", "1"],
+    ):
+        subprocess.run(["git", *args], cwd=folder, check=True, capture_output=True)
+    return subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=folder, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+def everything_below(root: Path) -> dict[str, bytes | str]:
+    """Files (bytes), links (their target) and folders ("dir") below `root`, outside `.git`."""
+    found: dict[str, bytes | str] = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if d != ".git"]
+        for name in dirnames + filenames:
+            path = Path(dirpath, name)
+            key = path.relative_to(root).as_posix()
+            found[key] = os.readlink(path) if path.is_symlink() else "dir" if path.is_dir() else path.read_bytes()
+    return found
+
+
+def restore_from_cache(fake: FakeGitHubServices, data: bytes, target: RestoreTarget, warnings: list[str]) -> object:
+    cache = ActionsCache.from_env(fake.runtime_env(RUN, 1))
+    assert cache is not None and cache.save(cache_key("x", RUN, 1, 1), data)
+    return restore_checkpoint("x", RUN, "plan-x", None, cache, target, warnings.append)
+
+
+LINK_OUT = (
+    b"diff --git a/evil b/evil\nnew file mode 120000\nindex 0000000..1234567\n--- /dev/null\n+++ b/evil\n"
+    b"@@ -0,0 +1 @@\n+/root/.bashrc\n\\ No newline at end of file\n"
+)
+
+
+@pytest.mark.parametrize(
+    ("members", "reason"),
+    [
+        (
+            {"workspace.patch": NEW_NOTES, f"sessions/{SESSION}/a": b"x", f"sessions/{SESSION}/a/b": b"y"},
+            "holds 'a' both as a file and as a folder",
+        ),
+        ({"workspace.patch": b"--- a/escape.txt\n+++ b/../escape.txt\n@@ -0,0 +1 @@\n+EVIL\n"}, "outside the checkout"),
+        ({"workspace.patch": NEW_NOTES + LINK_OUT}, "makes the link 'evil' point to '/root/.bashrc'"),
+    ],
+    ids=["session-file-and-folder", "unified-diff-escaping", "symlink-leaving-the-checkout"],
+)
+def test_a_checkpoint_that_cannot_be_put_back_whole_is_refused_before_anything_changes(
+    fake: FakeGitHubServices, tmp_path: Path, members: dict[str, bytes], reason: str
+) -> None:
+    base = checkout(tmp_path / "work")
+    meta = CheckpointMeta("plan-x", str(RUN), 1, 1, base, "2026-11-24T10:00:00.000Z", "plan.json")
+    target = RestoreTarget(tmp_path / "work" / "plan.json", tmp_path / "work", tmp_path / "home", None)
+    before = everything_below(tmp_path)
+    warnings: list[str] = []
+
+    restored = restore_from_cache(fake, forge({"plan.json": PLAN_X, **members}, meta), target, warnings)
+
+    assert restored is None
+    assert warnings[0].startswith("checkpoint planeteer-x-attempt001-seq000001 from the cache refused: its ")
+    assert reason in warnings[0]
+    assert everything_below(tmp_path) == before
+
+
+def test_sessions_that_cannot_be_written_stop_the_restore_before_the_work_is_put_back(
+    fake: FakeGitHubServices, tmp_path: Path
+) -> None:
+    base = checkout(tmp_path / "work")
+    source = tmp_path / "source-home" / "session-state" / SESSION
+    source.mkdir(parents=True)
+    (source / "events.jsonl").write_text("{}\n")
+    meta = CheckpointMeta("plan-x", str(RUN), 1, 1, base, "2026-11-24T10:00:00.000Z", "plan.json")
+    data = build_checkpoint(meta, PLAN_X, tmp_path / "source-home", [SESSION], NEW_NOTES)
+    (tmp_path / "home").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "home" / "session-state").symlink_to(tmp_path / "elsewhere")  # refused as a symlink
+    target = RestoreTarget(tmp_path / "work" / "plan.json", tmp_path / "work", tmp_path / "home", None)
+    before = everything_below(tmp_path)
+
+    with pytest.raises(CheckpointRestoreFailed, match="is a symlink"):
+        restore_from_cache(fake, data, target, [])
+
+    assert everything_below(tmp_path) == before

@@ -31,8 +31,10 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fakes.github_services import FakeGitHubServices
 
 from planeteer_action.action.uploader import KEEP_PER_ATTEMPT
-from planeteer_action.checkpoints import archive as checkpoint_format
-from planeteer_action.checkpoints.archive import CheckpointMeta, build_checkpoint
+from planeteer_action.checkpoints import manifest as checkpoint_manifest
+from planeteer_action.checkpoints import sealing
+from planeteer_action.checkpoints.archive import build_checkpoint
+from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, cache_key
 from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, note_path
 from planeteer_action.engine.session_ids import session_id_for
@@ -408,7 +410,7 @@ def meta(run_id: int, sequence: int, base: str, plan_id: str = PLAN_ID) -> Check
 def forge_plain(members: dict[str, bytes], meta: CheckpointMeta) -> bytes:
     """A plain checkpoint written by hand: its manifest lists every member with the right hash."""
     manifest = {
-        "format": checkpoint_format.FORMAT,
+        "format": checkpoint_manifest.FORMAT,
         "meta": meta.__dict__,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
     }
@@ -422,10 +424,10 @@ def forge_plain(members: dict[str, bytes], meta: CheckpointMeta) -> bytes:
 
 def seal(inner: bytes, key: str, meta: CheckpointMeta) -> bytes:
     """Seal a hand-written inner checkpoint with the right key, exactly as the sealed format prescribes."""
-    public = checkpoint_format._public_manifest(meta)
+    public = checkpoint_manifest.public_manifest(meta)
     salt, nonce = os.urandom(16), os.urandom(12)
-    header = checkpoint_format._MAGIC + salt + nonce
-    sealed = header + AESGCM(checkpoint_format._derive_key(key, salt)).encrypt(nonce, inner, header + public)
+    header = sealing.MAGIC + salt + nonce
+    sealed = header + AESGCM(sealing.derive_key(key, salt)).encrypt(nonce, inner, header + public)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
         archive.writestr("manifest-public.json", public)

@@ -2,32 +2,32 @@
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import os
 import stat
 import struct
-import warnings
+import tracemalloc
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from checkpoint_forgery import forge as forge_checkpoint
+from checkpoint_forgery import many_entries
 
-from planeteer_action.checkpoints.archive import (
+from planeteer_action.checkpoints.archive import Checkpoint, build_checkpoint, open_checkpoint
+from planeteer_action.checkpoints.errors import (
     CheckpointError,
     CheckpointInvalid,
     CheckpointKeyMismatch,
-    CheckpointMeta,
     CheckpointOfOtherPlan,
     CheckpointRestoreFailed,
     CheckpointTooLarge,
-    Limits,
-    build_checkpoint,
-    open_checkpoint,
 )
+from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, parse_artifact_name
+from planeteer_action.checkpoints.zip_io import Limits
 from planeteer_action.engine.session_ids import session_id_for
 
 PLAN_ID = "plan-123"
@@ -104,6 +104,11 @@ def build(source_home: Path, key: str | None = None, **kwargs: object) -> bytes:
     )
 
 
+def restore_sessions(checkpoint: Checkpoint, copilot_home: Path) -> list[str]:
+    with checkpoint.stage_sessions(copilot_home) as staged:
+        return staged.move_into_place()
+
+
 def session_folders(home: Path) -> dict[str, Snapshot]:
     state = home / "session-state"
     return {entry.name: snapshot(entry) for entry in sorted(state.iterdir())}
@@ -116,7 +121,7 @@ def test_a_plain_checkpoint_round_trips_into_a_fresh_copilot_home(source_home: P
     checkpoint = open_checkpoint(build(source_home), key=None, expected_plan_id=PLAN_ID)
     target = tmp_path / "fresh-copilot"
 
-    restored = checkpoint.restore_sessions(target)
+    restored = restore_sessions(checkpoint, target)
 
     assert checkpoint.meta == meta()
     assert checkpoint.plan_bytes == PLAN_BYTES
@@ -141,7 +146,7 @@ def test_a_sealed_checkpoint_round_trips_and_shows_nothing_in_clear(source_home:
 
     checkpoint = open_checkpoint(data, key=KEY, expected_plan_id=PLAN_ID)
     target = tmp_path / "fresh-copilot"
-    checkpoint.restore_sessions(target)
+    restore_sessions(checkpoint, target)
 
     assert (checkpoint.meta, checkpoint.plan_bytes, checkpoint.changes) == (meta(), PLAN_BYTES, PATCH_BYTES)
     assert (target / "session-state" / FIRST / "events.jsonl").read_bytes() == TRANSCRIPT * 3
@@ -180,7 +185,7 @@ def test_restore_replaces_a_same_id_folder_and_leaves_other_sessions_alone(sourc
     (target / "session-state" / "someone-elses-session").mkdir()
     (target / "session-state" / "someone-elses-session" / "events.jsonl").write_text("mine\n")
 
-    open_checkpoint(build(source_home), key=None, expected_plan_id=PLAN_ID).restore_sessions(target)
+    restore_sessions(open_checkpoint(build(source_home), key=None, expected_plan_id=PLAN_ID), target)
 
     assert not (target / "session-state" / FIRST / "stale.txt").exists()
     assert (target / "session-state" / FIRST / "events.jsonl").read_bytes() == TRANSCRIPT * 3
@@ -199,7 +204,7 @@ def test_restore_refuses_a_session_state_symlink_and_writes_nothing_through_it(
     checkpoint = open_checkpoint(build(source_home), key=None, expected_plan_id=PLAN_ID)
 
     with pytest.raises(CheckpointRestoreFailed, match="is a symlink"):
-        checkpoint.restore_sessions(target)
+        restore_sessions(checkpoint, target)
 
     assert os.listdir(elsewhere) == []
 
@@ -216,24 +221,7 @@ def forge(
     duplicate: str | None = None,
 ) -> bytes:
     """A plain checkpoint an attacker wrote by hand, with a manifest that agrees unless told otherwise."""
-    manifest = {
-        "format": 1,
-        "meta": {**meta().__dict__, "plan_id": plan_id},
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in (listed or files).items()},
-    }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("manifest.json", json.dumps(manifest))
-        for name, data in files.items():
-            info = zipfile.ZipInfo(name)
-            info.external_attr = (modes or {}).get(name, stat.S_IFREG | 0o644) << 16
-            info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, data)
-        if duplicate:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)  # zipfile warns; an attacker would not care
-                archive.writestr(duplicate, files[duplicate])
-    return buffer.getvalue()
+    return forge_checkpoint(files, meta(plan_id=plan_id), listed=listed, modes=modes, duplicate=duplicate)
 
 
 def rewrite(data: bytes, change: Callable[[dict[str, bytes]], object]) -> bytes:
@@ -266,6 +254,17 @@ def zip_bomb() -> bytes:
 
 
 PLAN_ONLY = {"plan.json": PLAN_BYTES}
+ESCAPING_UNIFIED_DIFF = b"--- a/escape.txt\n+++ b/../escape.txt\n@@ -0,0 +1 @@\n+EVIL\n"
+
+
+def link_patch(path: str, target: str) -> bytes:
+    """What `git diff --binary` writes for a new symlink."""
+    return (
+        f"diff --git a/{path} b/{path}\nnew file mode 120000\nindex 0000000..1234567\n--- /dev/null\n"
+        f"+++ b/{path}\n@@ -0,0 +1 @@\n+{target}\n\\ No newline at end of file\n"
+    ).encode()
+
+
 EVENTS = f"sessions/{FIRST}/events.jsonl"
 Make = Callable[[bytes, bytes], bytes]  # (plain, sealed) -> the bytes to open
 
@@ -405,6 +404,42 @@ REFUSALS: dict[str, tuple[Make, str | None, type[CheckpointError], str]] = {
         CheckpointTooLarge,
         "over the limit of 16",
     ),
+    "a session file that is also a folder": (
+        lambda plain, sealed: forge({**PLAN_ONLY, f"sessions/{FIRST}/a": b"x", f"sessions/{FIRST}/a/b": b"y"}),
+        None,
+        CheckpointInvalid,
+        f"its session {FIRST} holds 'a' both as a file and as a folder",
+    ),
+    "traditional diff leaving the checkout": (
+        lambda plain, sealed: forge({**PLAN_ONLY, "workspace.patch": ESCAPING_UNIFIED_DIFF}),
+        None,
+        CheckpointInvalid,
+        "its workspace patch writes to '../escape.txt', outside the checkout",
+    ),
+    "patch making an absolute symlink": (
+        lambda plain, sealed: forge({**PLAN_ONLY, "workspace.patch": link_patch("evil", "/root/.bashrc")}),
+        None,
+        CheckpointInvalid,
+        "its workspace patch makes the link 'evil' point to '/root/.bashrc', outside the checkout",
+    ),
+    "patch making a symlink that climbs out": (
+        lambda plain, sealed: forge({**PLAN_ONLY, "workspace.patch": link_patch("docs/up", "../../home")}),
+        None,
+        CheckpointInvalid,
+        "makes the link 'docs/up' point to '../../home', outside the checkout",
+    ),
+    "patch making a symlink that climbs out through a folder": (
+        lambda plain, sealed: forge({**PLAN_ONLY, "workspace.patch": link_patch("up", "docs/../..")}),
+        None,
+        CheckpointInvalid,
+        "outside the checkout",
+    ),
+    "central directory longer than its end record says": (
+        lambda plain, sealed: many_entries(40, declared=1),
+        None,
+        CheckpointTooLarge,
+        "over the limit of 16",
+    ),
     "foreign plan": (
         lambda plain, sealed: forge(PLAN_ONLY, plan_id="someone-elses-plan"),
         None,
@@ -441,6 +476,27 @@ def test_a_bad_checkpoint_is_refused_with_its_reason_and_writes_nothing(
 def test_an_oversized_archive_is_refused_before_it_is_read(source_home: Path) -> None:
     with pytest.raises(CheckpointTooLarge, match="over the limit of 1000"):
         open_checkpoint(build(source_home), key=None, expected_plan_id=None, limits=Limits(max_archive_bytes=1000))
+
+
+def test_a_patch_with_links_that_stay_inside_the_checkout_is_accepted() -> None:
+    patch = link_patch("docs/readme", "../README.md") + link_patch("latest", "./releases/v2")
+    data = forge({**PLAN_ONLY, "workspace.patch": patch})
+
+    assert open_checkpoint(data, key=None, expected_plan_id=PLAN_ID).changes == patch
+
+
+@pytest.mark.parametrize("declared", [60_000, 1], ids=["declared", "end-record-lies"])
+def test_a_zip_of_very_many_entries_is_refused_from_its_central_directory_at_little_cost(declared: int) -> None:
+    data = many_entries(60_000, declared)  # parsed into zipfile's objects, 60,000 entries take 25 MB
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointTooLarge, match="over the limit of 10000: refused"):
+            open_checkpoint(data, key=None, expected_plan_id=None)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert peak < 2 * 1024 * 1024
 
 
 # Artifact names -------------------------------------------------------------------------------------------

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from planeteer_action.checkpoints.patch_safety import link_outside_checkout, path_outside_checkout
 from planeteer_action.checkpoints.workspace import (
     WorkspaceChangesError,
     apply_changes,
     capture_changes,
     head_commit,
-    path_outside_checkout,
 )
 
 BINARY = bytes(range(256)) * 4
@@ -270,7 +270,28 @@ def diff(path: str, body: str = "@@ -0,0 +1 @@\n+x\n") -> str:
         ('diff --git "a/\\056\\056/evil" "b/\\056\\056/evil"\n--- /dev/null\n+++ "b/\\056\\056/evil"\n', "../evil"),
         ("diff --git a/x b/x\nsimilarity index 90%\nrename from x\nrename to ../y\n", "../y"),
         ("diff --git a//etc/passwd b//etc/passwd\n", "/etc/passwd"),
+        ("--- a/escape.txt\n+++ b/../escape.txt\n@@ -0,0 +1 @@\n+EVIL\n", "../escape.txt"),  # no git header
+        (diff("src/app.py") + "--- a/x\n+++ b/../y\n@@ -1 +1 @@\n-a\n+b\n", "../y"),  # after a git diff
+        ("--- a/x\n+++ b/x\n@@ -1,2 +1 @@\n--- ../../not/a/header\n-x\n+y\n", None),  # a removed line
     ],
 )
 def test_patches_that_would_write_outside_the_checkout_are_recognised(patch: str, unsafe: str | None) -> None:
     assert path_outside_checkout(patch.encode()) == unsafe
+
+
+def test_links_a_patch_would_make_outside_the_checkout_are_recognised(origin: Path) -> None:
+    base = head_commit(origin)
+    (origin / "docs" / "v1").mkdir(parents=True)
+    (origin / "docs" / "v1" / "readme").symlink_to("../../README.md")
+    (origin / "docs" / "latest").symlink_to("v1")
+    (origin / "here").symlink_to(".")
+    assert link_outside_checkout(capture_changes(origin, base, exclude=[])) is None
+
+    (origin / "evil").symlink_to("/root/.bashrc")
+    assert link_outside_checkout(capture_changes(origin, base, exclude=[])) == ("evil", "/root/.bashrc")
+    (origin / "evil").unlink()
+    (origin / "docs" / "up").symlink_to("../..")
+    assert link_outside_checkout(capture_changes(origin, base, exclude=[])) == ("docs/up", "../..")
+    (origin / "docs" / "up").unlink()
+    (origin / "docs" / "git").symlink_to("../.git/hooks")
+    assert link_outside_checkout(capture_changes(origin, base, exclude=[])) == ("docs/git", "../.git/hooks")

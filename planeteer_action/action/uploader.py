@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planeteer_action.action.context import ActionContext
-from planeteer_action.checkpoints.archive import CheckpointMeta, build_checkpoint
+from planeteer_action.checkpoints.archive import build_checkpoint
+from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, cache_key, parse_artifact_name
 from planeteer_action.checkpoints.workspace import capture_changes
 from planeteer_action.engine.events import Event, RunFinished, TaskDone, TaskFailed, TaskInterrupted, TaskStarted
@@ -21,8 +22,8 @@ from planeteer_action.errors import PlaneteerError
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
-from planeteer_action.plan.model import utc_now
-from planeteer_action.plan.store import markdown_path, write_atomic
+from planeteer_action.plan.model import Plan, utc_now
+from planeteer_action.plan.store import lock_path, markdown_path, write_atomic
 
 Warn = Callable[[str], None]
 # Older checkpoints of an attempt are deleted once a newer one is finalized; a few stay as a margin.
@@ -46,22 +47,22 @@ class CheckpointSource:
     key: str | None
 
     def build(self, sequence: int) -> tuple[bytes, str]:
-        """The checkpoint of what is on disk now, and the sha256 of the plan it holds."""
+        """The checkpoint of what is on disk now, and the sha256 of the plan it holds (read once, so the
+        sessions listed are those of the very plan saved)."""
         plan_bytes = self.plan_path.read_bytes()
-        plan = json.loads(plan_bytes)
+        plan = Plan.model_validate(json.loads(plan_bytes))
         session_ids = {
-            attempt["sessionId"]
-            for task in plan.get("tasks", [])
-            for attempt in task.get("attempts", [])
-            if isinstance(attempt, dict) and attempt.get("sessionId") and not attempt.get("sessionDeleted")
+            attempt.session_id
+            for task in plan.tasks
+            for attempt in task.attempts
+            if attempt.session_id and not attempt.session_deleted
         }
         changes = b""
         if self.base_commit:
-            lock = self.plan_path.with_name(self.plan_path.name + ".lock")
-            exclude = [self.plan_path, markdown_path(self.plan_path), lock, self.copilot_home]
+            exclude = [self.plan_path, markdown_path(self.plan_path), lock_path(self.plan_path), self.copilot_home]
             changes = capture_changes(self.working_directory, self.base_commit, exclude)
         meta = CheckpointMeta(
-            plan_id=str(plan["id"]),
+            plan_id=plan.id,
             run_id=str(self.context.run_id),
             attempt=self.context.run_attempt,
             sequence=sequence,

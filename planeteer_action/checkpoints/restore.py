@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from planeteer_action.checkpoints.archive import CheckpointError, open_checkpoint
+from planeteer_action.checkpoints.archive import Checkpoint, open_checkpoint
+from planeteer_action.checkpoints.errors import CheckpointError
 from planeteer_action.checkpoints.naming import CACHE_KEY, artifact_name, cache_prefix, parse_artifact_name
-from planeteer_action.checkpoints.workspace import apply_changes
+from planeteer_action.checkpoints.workspace import apply_changes, check_changes
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifacts
@@ -55,6 +56,9 @@ class RestoreTarget:
     apply_work: bool = True
 
 
+Fetch = Callable[[], bytes]
+
+
 def restore_checkpoint(
     state_name: str,
     run_id: int,
@@ -70,9 +74,36 @@ def restore_checkpoint(
 
     A checkpoint that cannot be found or trusted is a warning: the run falls back to the repository's plan.
     Work that cannot be put back (another commit, conflicting files) raises: skipping tasks whose work is
-    missing would be worse than stopping. `before_attempt` skips the current attempt's own checkpoints.
+    missing would be worse than stopping. Either way nothing is changed unless everything can be put back.
+    `before_attempt` skips the current attempt's own checkpoints.
     """
-    candidates: list[tuple[tuple[int, int], str, Callable[[], bytes]]] = []
+    candidates = _candidates(state_name, run_id, rest, cache, warn, before_attempt)
+    if not candidates:
+        warn(f"no checkpoint of this plan found in run {run_id}: starting from the plan file in the repository")
+        return None
+    for order, origin, fetch in sorted(candidates, key=lambda c: (c[0], c[1] == "artifact"), reverse=True):
+        name = artifact_name(state_name, *order)
+        try:
+            checkpoint = open_checkpoint(fetch(), key=target.key, expected_plan_id=expected_plan_id)
+        except (CheckpointError, ServiceError) as exc:
+            warn(f"checkpoint {name} from the {origin} refused: {exc}")
+            continue
+        sessions, changed = _put_back(checkpoint, name, target, warn)
+        return Restored(name, origin, run_id, order[0], order[1], sessions, changed, checkpoint.meta.base_commit)
+    warn("no usable checkpoint: starting from the plan file in the repository")
+    return None
+
+
+def _candidates(
+    state_name: str,
+    run_id: int,
+    rest: RunArtifacts | None,
+    cache: ActionsCache | None,
+    warn: Warn,
+    before_attempt: int | None,
+) -> list[tuple[tuple[int, int], str, Fetch]]:
+    """Every checkpoint of this state in the run, as ((attempt, sequence), origin, how to fetch its bytes)."""
+    candidates: list[tuple[tuple[int, int], str, Fetch]] = []
     if rest is not None:
         try:
             for artifact in rest.list(run_id, name_prefix="planeteer-"):
@@ -98,25 +129,25 @@ def restore_checkpoint(
                 order = (int(match.group(1)), int(match.group(2)))
                 if before_attempt is None or order[0] < before_attempt:
                     candidates.append((order, "cache", functools.partial(bytes, data)))
-    if not candidates:
-        warn(f"no checkpoint of this plan found in run {run_id}: starting from the plan file in the repository")
-        return None
-    for order, origin, fetch in sorted(candidates, key=lambda c: (c[0], c[1] == "artifact"), reverse=True):
-        name = artifact_name(state_name, *order)
-        try:
-            checkpoint = open_checkpoint(fetch(), key=target.key, expected_plan_id=expected_plan_id)
-        except (CheckpointError, ServiceError) as exc:
-            warn(f"checkpoint {name} from the {origin} refused: {exc}")
-            continue
-        changed: list[str] = []
-        if checkpoint.changes and target.apply_work:
-            if checkpoint.meta.base_commit is None:
-                warn(f"checkpoint {name} carries changes without a base commit: they were not applied")
-            else:
-                changed = apply_changes(target.working_directory, checkpoint.meta.base_commit, checkpoint.changes)
-        sessions = checkpoint.restore_sessions(target.copilot_home)
-        target.plan_path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target.plan_path, checkpoint.plan_bytes)
-        return Restored(name, origin, run_id, order[0], order[1], sessions, changed, checkpoint.meta.base_commit)
-    warn("no usable checkpoint: starting from the plan file in the repository")
-    return None
+    return candidates
+
+
+def _put_back(checkpoint: Checkpoint, name: str, target: RestoreTarget, warn: Warn) -> tuple[list[str], list[str]]:
+    """Sessions, work and plan, all or nothing: (session ids, changed paths).
+
+    Every check comes first (the patch applies, the sessions are written in full into a staging folder);
+    only then do the patch, the renames of the session folders and the plan's atomic write change anything.
+    """
+    base = checkpoint.meta.base_commit
+    apply_work = bool(checkpoint.changes) and target.apply_work
+    if apply_work and base is None:
+        warn(f"checkpoint {name} carries changes without a base commit: they were not applied")
+        apply_work = False
+    if apply_work and base is not None:
+        check_changes(target.working_directory, base, checkpoint.changes)
+    with checkpoint.stage_sessions(target.copilot_home) as staged:
+        changed = apply_changes(target.working_directory, base, checkpoint.changes) if apply_work and base else []
+        sessions = staged.move_into_place()
+    target.plan_path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(target.plan_path, checkpoint.plan_bytes)
+    return sessions, changed

@@ -3,7 +3,8 @@
 A re-run in GitHub Actions starts from a fresh checkout of the same commit, which lacks the files the
 finished tasks changed. `capture_changes` turns those changes (edits, deletions, new untracked files that
 are not ignored, mode changes) into a `git diff --binary` patch against the base commit; `apply_changes`
-puts them back on a checkout at that commit.
+puts them back on a checkout at that commit. Whether a patch from an untrusted checkpoint stays inside
+the checkout is `patch_safety`'s question.
 
 Capturing stages the working tree into a temporary index, so the person's own index (what they staged) is
 never touched; only blobs are added to the object store, which is harmless. Applying checks first and
@@ -12,7 +13,6 @@ changes nothing when it refuses. Submodule pointers do not travel.
 
 from __future__ import annotations
 
-import codecs
 import os
 import shutil
 import subprocess
@@ -99,11 +99,8 @@ def capture_changes(
         return patch_file.read_bytes()
 
 
-def apply_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[str]:
-    """Apply a patch from `capture_changes` to the working tree; return the changed paths (from the git root).
-
-    Refuses, changing nothing, unless HEAD is `base_commit` and the whole patch applies cleanly.
-    """
+def check_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
+    """Raise unless HEAD is `base_commit` and the whole patch applies cleanly; changes nothing."""
     root = _toplevel(repo_dir)
     head = head_commit(root)
     if head != base_commit.lower():
@@ -112,7 +109,7 @@ def apply_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: 
             f"check out {base_commit} (actions/checkout with ref: {base_commit}) and re-run"
         )
     if not patch:
-        return []
+        return
     if len(patch) > max_bytes:
         raise WorkspaceChangesError(
             f"the checkpoint's workspace patch is {_mb(len(patch))}, over the {_mb(max_bytes)} cap: "
@@ -124,6 +121,17 @@ def apply_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: 
             "the checkpoint's workspace changes do not apply to this checkout "
             f"({_first_line(check.stderr)}): start from a clean checkout of the same commit and re-run"
         )
+
+
+def apply_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> list[str]:
+    """Apply a patch from `capture_changes` to the working tree; return the changed paths (from the git root).
+
+    Refuses, changing nothing, unless `check_changes` passes.
+    """
+    check_changes(repo_dir, base_commit, patch, max_bytes=max_bytes)
+    if not patch:
+        return []
+    root = _toplevel(repo_dir)
     listing = _git(root, "apply", "--numstat", "-z", "--binary", "-", stdin=patch)
     _git(root, "apply", "--binary", "-", stdin=patch)
     return [entry.split(b"\t", 2)[2].decode("utf-8", "surrogateescape") for entry in listing.split(b"\0") if entry]
@@ -148,48 +156,6 @@ def _add_all(root: Path, pathspecs: list[str], env: dict[str, str]) -> None:
 
 def _glob_escape(name: str) -> str:
     return "".join(f"[{c}]" if c in "*?[]\\" else c for c in name)
-
-
-_PATCH_PATH_LINES = (b"diff --git ", b"--- ", b"+++ ", b"rename from ", b"rename to ", b"copy from ", b"copy to ")
-
-
-def path_outside_checkout(patch: bytes) -> str | None:
-    """The first path in a patch's file headers that is absolute, climbs out with `..`, or enters `.git`."""
-    in_header = False
-    for line in patch.split(b"\n"):
-        if line.startswith(b"diff --git "):
-            in_header = True
-        elif line.startswith((b"@@", b"GIT binary patch", b"Binary files ")):
-            in_header = False
-        if not in_header or not line.startswith(_PATCH_PATH_LINES):
-            continue
-        text = line.decode("utf-8", "surrogateescape")
-        for prefix in _PATCH_PATH_LINES:
-            if text.startswith(prefix.decode()):
-                text = text[len(prefix) :]
-                break
-        for token in text.split(" ") if line.startswith(b"diff --git ") else [text.split("\t")[0]]:
-            path = _unquote(token)
-            if path == "/dev/null":
-                continue
-            if path[:2] in ("a/", "b/") and not line.startswith((b"rename ", b"copy ")):
-                path = path[2:]
-            parts = path.replace("\\", "/").split("/")
-            if path.startswith("/") or ".." in parts or any(p.lower() == ".git" for p in parts):
-                return path
-    return None
-
-
-def _unquote(token: str) -> str:
-    """A path as git quotes it (C-style, with octal escapes) back to text; unquoted paths as they are."""
-    if len(token) >= 2 and token.startswith('"') and token.endswith('"'):
-        raw = token[1:-1].encode("utf-8", "surrogateescape")
-        try:
-            decoded: bytes = codecs.escape_decode(raw)[0]
-            return decoded.decode("utf-8", "surrogateescape")
-        except (ValueError, UnicodeDecodeError):
-            return token
-    return token
 
 
 def _toplevel(repo_dir: Path) -> Path:

@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit, urlunsplit
 
 import requests
@@ -186,6 +186,47 @@ class TwirpClient:
                 f"{method}: the service answered HTTP {response.status_code} without a JSON object"
             )
         return answer
+
+
+class ResultsServiceClient:
+    """The setup every client of a results service shares: the job's runtime credentials, the retry policy
+    and a twirp client whose errors are of the subclass's own type."""
+
+    service: ClassVar[str]
+    error_type: ClassVar[type[ServiceError]]
+
+    def __init__(
+        self,
+        results_url: str,
+        runtime_token: str,
+        *,
+        session: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        transport = HttpTransport(
+            session or requests.Session(), retry or RetryPolicy(), self.error_type, (runtime_token,)
+        )
+        self._twirp = TwirpClient(results_url, runtime_token, self.service, transport)
+
+    @classmethod
+    def from_env(
+        cls,
+        env: Mapping[str, str],
+        *,
+        session: requests.Session | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> Self | None:
+        """The client for this job, or None outside a job that received the runtime token, or where the
+        runner does not offer the service."""
+        credentials = runtime_credentials(env)
+        if credentials is None or not cls.offered(env):
+            return None
+        return cls(*credentials, session=session, retry=retry)
+
+    @classmethod
+    def offered(cls, env: Mapping[str, str]) -> bool:
+        """Whether the runner offers this service to a job that holds the runtime token."""
+        return True
 
 
 def _twirp_error(response: requests.Response) -> tuple[str | None, str]:

@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import builtins
 import hashlib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
 import requests
 
 from planeteer_action.github._twirp import (
-    HttpTransport,
+    ResultsServiceClient,
     RetryPolicy,
     ServiceError,
-    TwirpClient,
     backend_ids_from_token,
     get_blob,
     parse_timestamp,
     put_blob,
-    runtime_credentials,
 )
 
 SERVICE = "github.actions.results.api.v1.ArtifactService"
@@ -51,8 +48,11 @@ class ArtifactRef:
     digest: str | None
 
 
-class ArtifactService:
+class ArtifactService(ResultsServiceClient):
     """Uploads, lists, downloads and deletes this run attempt's artifacts as the job holding the token."""
+
+    service = SERVICE
+    error_type = ArtifactServiceError
 
     def __init__(
         self,
@@ -69,22 +69,7 @@ class ArtifactService:
                 "run inside a GitHub Actions job (node or docker action) to use artifacts"
             )
         self._ids = ids.fields()
-        transport = HttpTransport(
-            session or requests.Session(), retry or RetryPolicy(), ArtifactServiceError, (runtime_token,)
-        )
-        self._twirp = TwirpClient(results_url, runtime_token, SERVICE, transport)
-
-    @classmethod
-    def from_env(
-        cls,
-        env: Mapping[str, str],
-        *,
-        session: requests.Session | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> ArtifactService | None:
-        """The service for this job, or None outside a job that received the runtime token."""
-        credentials = runtime_credentials(env)
-        return None if credentials is None else cls(*credentials, session=session, retry=retry)
+        super().__init__(results_url, runtime_token, session=session, retry=retry)
 
     def upload(self, name: str, data: bytes) -> int:
         """Store `data` as the artifact `name`; returns its id. Fails if the name is taken in this attempt."""

@@ -11,17 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping
 
-import requests
-
-from planeteer_action.github._twirp import (
-    HttpTransport,
-    RetryPolicy,
-    ServiceError,
-    TwirpClient,
-    get_blob,
-    put_blob,
-    runtime_credentials,
-)
+from planeteer_action.github._twirp import ResultsServiceClient, ServiceError, get_blob, put_blob
 
 SERVICE = "github.actions.results.api.v1.CacheService"
 # actions/cache hashes its paths and compression method into `version`; entries only match their own
@@ -35,39 +25,18 @@ class ActionsCacheError(ServiceError):
     """A cache call failed; the message is one line, without the token or any URL signature."""
 
 
-class ActionsCache:
+class ActionsCache(ResultsServiceClient):
     """Saves and restores byte blobs as Actions cache entries, as the job holding the runtime token."""
 
-    def __init__(
-        self,
-        results_url: str,
-        runtime_token: str,
-        *,
-        session: requests.Session | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> None:
-        transport = HttpTransport(
-            session or requests.Session(), retry or RetryPolicy(), ActionsCacheError, (runtime_token,)
-        )
-        self._twirp = TwirpClient(results_url, runtime_token, SERVICE, transport)
+    service = SERVICE
+    error_type = ActionsCacheError
 
     @classmethod
-    def from_env(
-        cls,
-        env: Mapping[str, str],
-        *,
-        session: requests.Session | None = None,
-        retry: RetryPolicy | None = None,
-    ) -> ActionsCache | None:
-        """The cache for this job, or None without the runtime token or where the runner offers no v2 service.
-
-        The runner sets ACTIONS_CACHE_SERVICE_VERSION=v2 where the v2 service exists; elsewhere (GHES,
+    def offered(cls, env: Mapping[str, str]) -> bool:
+        """The runner sets ACTIONS_CACHE_SERVICE_VERSION=v2 where the v2 service exists; elsewhere (GHES,
         older runners) actions/cache falls back to the legacy service, which this client does not speak.
         """
-        credentials = runtime_credentials(env)
-        if credentials is None or env.get("ACTIONS_CACHE_SERVICE_VERSION") != "v2":
-            return None
-        return cls(*credentials, session=session, retry=retry)
+        return env.get("ACTIONS_CACHE_SERVICE_VERSION") == "v2"
 
     def save(self, key: str, data: bytes) -> bool:
         """Store `data` under `key`; False when that key already has an entry (entries are immutable)."""

@@ -274,6 +274,10 @@ def markdown_path(path: Path) -> Path:
     return path.with_suffix(".md")
 
 
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")
+
+
 def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
     """Temporary file beside the target, fsync, rename, fsync the folder; keeps the target's mode.
 
@@ -322,7 +326,7 @@ class PlanLock:
     """
 
     def __init__(self, plan_path: Path) -> None:
-        self.path = plan_path.with_name(plan_path.name + ".lock")
+        self.path = lock_path(plan_path)
         self._fd: int | None = None
         self.taken_over: LockOwner | None = None
 

@@ -1,0 +1,122 @@
+"""What a checkpoint says about itself: its member names, its manifest (meta and a sha256 per member), and
+the public manifest a sealed checkpoint shows in clear."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from planeteer_action.checkpoints.errors import CheckpointInvalid
+from planeteer_action.engine.session_ids import plan_fingerprint
+
+FORMAT = 1
+MANIFEST = "manifest.json"
+PLAN = "plan.json"
+PATCH = "workspace.patch"
+SESSIONS = "sessions"
+
+_COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+@dataclass(frozen=True)
+class CheckpointMeta:
+    """Where a checkpoint comes from: which plan, which workflow run and attempt, and which commit."""
+
+    plan_id: str
+    run_id: str
+    attempt: int
+    sequence: int
+    base_commit: str | None
+    created_at: str
+    plan_path: str
+
+    @classmethod
+    def from_json(cls, value: object) -> CheckpointMeta:
+        if not isinstance(value, dict):
+            raise CheckpointInvalid("checkpoint manifest has no meta object: the checkpoint is damaged")
+        strings = ("plan_id", "run_id", "created_at", "plan_path")
+        counters = ("attempt", "sequence")
+        if (
+            any(not isinstance(value.get(name), str) for name in strings)
+            or not value["plan_id"]
+            or any(type(value.get(name)) is not int or value[name] < 0 for name in counters)
+            or not (value.get("base_commit") is None or _COMMIT.match(str(value["base_commit"])))
+        ):
+            raise CheckpointInvalid("checkpoint manifest's meta is malformed: the checkpoint is damaged")
+        return cls(
+            plan_id=value["plan_id"],
+            run_id=value["run_id"],
+            attempt=value["attempt"],
+            sequence=value["sequence"],
+            base_commit=value.get("base_commit"),
+            created_at=value["created_at"],
+            plan_path=value["plan_path"],
+        )
+
+
+def json_bytes(value: object) -> bytes:
+    return json.dumps(value, indent=2, sort_keys=True).encode("utf-8")
+
+
+def manifest_bytes(meta: CheckpointMeta, members: Mapping[str, bytes]) -> bytes:
+    """The manifest of a checkpoint holding `members` (every member but the manifest itself)."""
+    return json_bytes(
+        {
+            "format": FORMAT,
+            "meta": dataclasses.asdict(meta),
+            "files": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
+        }
+    )
+
+
+def verified_meta(members: Mapping[str, bytes]) -> CheckpointMeta:
+    """The manifest's meta, once every member is listed in it with its hash and every listed one is there."""
+    if MANIFEST not in members:
+        raise CheckpointInvalid(f"checkpoint has no {MANIFEST}: it is not a planeteer checkpoint")
+    try:
+        manifest: Any = json.loads(members[MANIFEST])
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise CheckpointInvalid(f"checkpoint's {MANIFEST} is not valid JSON: the checkpoint is damaged") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise CheckpointInvalid(
+            f"checkpoint's {MANIFEST} is not of format {FORMAT}: it was written by another planeteer version"
+        )
+    meta = CheckpointMeta.from_json(manifest.get("meta"))
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(h, str) and _SHA256.match(h) for h in files.values()):
+        raise CheckpointInvalid(f"checkpoint's {MANIFEST} has no valid file list: the checkpoint is damaged")
+    unlisted = sorted(set(members) - {MANIFEST} - set(files))
+    if unlisted:
+        raise CheckpointInvalid(
+            f"checkpoint member {unlisted[0]!r} is not listed in its manifest: it was tampered with"
+        )
+    missing = sorted(set(files) - set(members))
+    if missing:
+        raise CheckpointInvalid(
+            f"checkpoint manifest lists {missing[0][:120]!r} but the archive lacks it: it is damaged"
+        )
+    for name, data in members.items():
+        if name != MANIFEST and hashlib.sha256(data).hexdigest() != files[name]:
+            raise CheckpointInvalid(
+                f"checkpoint member {name!r} does not match its manifest hash: damaged or tampered with"
+            )
+    return meta
+
+
+def public_manifest(meta: CheckpointMeta) -> bytes:
+    """What anyone may read of a sealed checkpoint: enough to pick an artifact, nothing of the plan."""
+    public = {
+        "format": FORMAT,
+        "plan": plan_fingerprint(meta.plan_id),
+        "run_id": meta.run_id,
+        "attempt": meta.attempt,
+        "sequence": meta.sequence,
+        "created_at": meta.created_at,
+    }
+    return json_bytes(public)

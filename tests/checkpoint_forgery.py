@@ -1,0 +1,57 @@
+"""Checkpoints written by hand, as an attacker (or a compromised step of the run) could write them."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import stat
+import struct
+import warnings
+import zipfile
+
+from planeteer_action.checkpoints.manifest import CheckpointMeta
+
+
+def forge(
+    files: dict[str, bytes],
+    meta: CheckpointMeta,
+    *,
+    listed: dict[str, bytes] | None = None,
+    modes: dict[str, int] | None = None,
+    duplicate: str | None = None,
+) -> bytes:
+    """A plain checkpoint whose manifest agrees with its members unless `listed` says otherwise."""
+    manifest = {
+        "format": 1,
+        "meta": meta.__dict__,
+        "files": {name: hashlib.sha256(data).hexdigest() for name, data in (listed or files).items()},
+    }
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("manifest.json", json.dumps(manifest))
+        for name, data in files.items():
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (modes or {}).get(name, stat.S_IFREG | 0o644) << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+        if duplicate:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # zipfile warns; an attacker would not care
+                archive.writestr(duplicate, files[duplicate])
+    return buffer.getvalue()
+
+
+def many_entries(entries: int, declared: int) -> bytes:
+    """A zip whose central directory lists one empty member `entries` times, while its end record says
+    `declared`: cheap to make, and as costly to parse as a real zip of that many files."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("x", b"")
+    data = buffer.getvalue()
+    end = data.rindex(b"PK\x05\x06")
+    (offset,) = struct.unpack_from("<L", data, end + 16)
+    directory = data[offset:end] * entries
+    record = bytearray(data[end:])
+    struct.pack_into("<HHL", record, 8, declared, declared, len(directory))
+    return data[:offset] + directory + bytes(record)
