@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,12 +20,6 @@ from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
 
 RUN = 5150
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHubServices]:
-    with FakeGitHubServices() as services:
-        yield services
 
 
 @dataclass

@@ -15,14 +15,13 @@ import pytest
 from harness import (
     Workspace,
     copilot_cli,
-    git,
     interrupt,
     make_workspace,
     runtime_processes,
     suite_processes,
     user_messages,
-    wait_for,
 )
+from helpers import argv, git, wait_for
 
 from planeteer_action.copilot.agent import CopilotAgent
 from planeteer_action.copilot.offline_model import OfflineModelServer, provider_config
@@ -43,14 +42,7 @@ def _busy_workspace(tmp_path: Path, extra: dict[str, list[dict[str, object]]] | 
 
 
 def _sleeping_commands() -> list[int]:
-    return [pid for pid in suite_processes() if _cmdline(Path(f"/proc/{pid}")).startswith("sleep 45")]
-
-
-def _cmdline(proc: Path) -> str:
-    try:
-        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+    return [pid for pid in suite_processes() if argv(pid)[:2] == ["sleep", "45"]]
 
 
 def _interrupt_while_busy(ws: Workspace, signum: int = signal.SIGINT) -> tuple[int, float, str]:
