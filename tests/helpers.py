@@ -51,7 +51,10 @@ def live_processes() -> list[int]:
 
 
 def processes_with_env(required: Mapping[str, str | None]) -> list[int]:
-    """Running processes whose environment has every name in `required`, with that value (None: any value)."""
+    """Processes whose environment has every name in `required`, with that value (None: any value).
+
+    A zombie has no environment left, so only running processes are found.
+    """
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -61,11 +64,10 @@ def processes_with_env(required: Mapping[str, str | None]) -> list[int]:
         except OSError:
             continue  # gone since the listing, or not ours to read
         names = {name: value for name, _, value in (item.partition(b"=") for item in environ if item)}
-        wanted = all(
+        if all(
             name.encode() in names and (value is None or names[name.encode()] == value.encode())
             for name, value in required.items()
-        )
-        if wanted and alive(int(entry.name)):
+        ):
             found.append(int(entry.name))
     return found
 
