@@ -20,7 +20,9 @@ def sleeper() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
     """A `sleep` in a session of its own, carrying a mark of this test alone."""
     mark = uuid.uuid4().hex
     process = subprocess.Popen(["sleep", "30"], env={**os.environ, MARK: mark}, start_new_session=True)
+    comm = Path(f"/proc/{process.pid}/comm")
     try:
+        wait_for(lambda: comm.read_text() == "sleep\n", timeout=10, what="the child to exec sleep")
         yield process, mark
     finally:
         process.kill()
