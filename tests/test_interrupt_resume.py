@@ -112,12 +112,13 @@ def test_sigint_stops_cleanly_then_run_resumes_the_same_sessions(tmp_path: Path)
 
 @pytest.mark.parametrize("point", ["before-first-answer", "mid-turn", "mid-tool", "between-tasks"])
 def test_sigkill_at_any_point_then_run_completes(tmp_path: Path, point: str) -> None:
-    script: dict[str, list[dict[str, object]]] = {
+    scripts: dict[str, dict[str, list[dict[str, object]]]] = {
         "before-first-answer": {"a": [{"delay": 45}]},
         "mid-turn": {"a": [{"bash": "echo step-one > step-one.txt"}, {"delay": 45}]},
         "mid-tool": {"a": [{"bash": "sleep 45"}]},
         "between-tasks": {"after-a": [{"delay": 45}]},
-    }[point]
+    }
+    script = scripts[point]
     server = OfflineModelServer(script=script)
     server.start()
     ws = make_workspace(tmp_path, server, {"quick": [], "a": [], "after-a": ["a"]})
