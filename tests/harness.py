@@ -124,11 +124,23 @@ def make_workspace(tmp_path: Path, model: OfflineModelServer, edges: dict[str, l
     return Workspace(repo=repo, home=tmp_path / "copilot-home", plan=plan, model=model)
 
 
-def interrupt(process: subprocess.Popen[str], signum: int = signal.SIGINT) -> tuple[int, float, str]:
-    """Signal the run's whole process group, as a terminal does; returns (exit code, seconds, stderr)."""
+def interrupt(
+    process: subprocess.Popen[str], signum: int = signal.SIGINT, timeout: float = 30
+) -> tuple[int, float, str]:
+    """Signal the run's whole process group, as a terminal does; returns (exit code, seconds, stderr).
+
+    A run that does not exit in time is killed, so that it cannot outlive its test and fail the next ones
+    (their process checks see every process of the suite), and the failure shows what it printed.
+    """
     started = time.monotonic()
     os.killpg(process.pid, signum)
-    _, stderr = process.communicate(timeout=30)
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+        late = f"the run did not exit within {timeout:g} s of signal {signum}; it printed:\n{stderr}"
+        raise AssertionError(late) from None
     return process.returncode, time.monotonic() - started, stderr
 
 
