@@ -41,7 +41,7 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy planeteer_action
+	$(VENV)/bin/mypy planeteer_action tests bench
 
 bench: setup
 	$(PY) -m bench

@@ -29,22 +29,13 @@ from pathlib import Path
 from typing import Any
 
 from fakes.github_services import FakeGitHubServices
+from helpers import git, processes_with_env, wait_for
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(os.environ.get("COPILOT_CLI_PATH") or REPO / ".tools/node_modules/.bin/copilot")
 REPOSITORY = "octo-org/planeteer"
 MARKER_ENV = "PLANETEER_ACTION_TEST_MARKER"
 _OUTPUT_HEADER = re.compile(r"^([A-Za-z0-9_.-]+)<<(.+)$")
-_GIT_IDENTITY = ("-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "commit.gpgsign=false")
-
-
-def git(cwd: Path, *args: str) -> str:
-    done = subprocess.run(
-        ["git", *_GIT_IDENTITY, *args], cwd=cwd, capture_output=True, text=True, check=False, timeout=60
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"git {' '.join(args)} failed in {cwd}: {done.stderr.strip()}")
-    return done.stdout.strip()
 
 
 def make_origin(path: Path, plan: Mapping[str, Any], plan_path: str, files: Mapping[str, str] = {}) -> str:
@@ -292,30 +283,9 @@ class Machine:
         kill_marked(self.marker)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
-        time.sleep(0.05)
-
-
 def marked_processes(marker: str) -> list[int]:
     """Live processes carrying this machine's marker (started by its steps, however deep)."""
-    needle = f"{MARKER_ENV}={marker}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            if needle not in (entry / "environ").read_bytes().split(b"\0"):
-                continue
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if state != "Z":
-            found.append(int(entry.name))
-    return found
+    return processes_with_env({MARKER_ENV: marker})
 
 
 def kill_marked(marker: str) -> None:

@@ -1,11 +1,15 @@
+"""Fixtures many test files share. Plain helpers (git, wait_for, /proc) are in helpers.py."""
+
 from __future__ import annotations
 
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fakes.github_services import FakeGitHubServices
 from harness import SUITE_ENV
 
 DATA = Path(__file__).parent / "data"
@@ -21,3 +25,16 @@ def plan_file(tmp_path: Path) -> Path:
     target.parent.mkdir()
     shutil.copy(DATA / "planeteer-plan.json", target)
     return target
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeGitHubServices]:
+    """The loopback artifact, cache and REST services, fresh for each test."""
+    with FakeGitHubServices() as services:
+        yield services
+
+
+@pytest.fixture
+def sleeps() -> list[float]:
+    """Where a RetryPolicy given `sleep=sleeps.append` records its waits instead of sleeping them."""
+    return []

@@ -8,12 +8,12 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import git, processes_with_env
 
 from planeteer_action.copilot.offline_model import OfflineModelServer
 from planeteer_action.plan.model import Plan
@@ -32,10 +32,6 @@ def copilot_cli() -> str:
     if not Path(path).exists():
         pytest.skip(f"the Copilot CLI is not installed at {path}: run `make setup`")
     return path
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
 
 
 def make_repo(root: Path) -> Path:
@@ -128,42 +124,34 @@ def make_workspace(tmp_path: Path, model: OfflineModelServer, edges: dict[str, l
     return Workspace(repo=repo, home=tmp_path / "copilot-home", plan=plan, model=model)
 
 
-def wait_for(condition: Callable[[], bool], timeout: float = 60, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+def interrupt(
+    process: subprocess.Popen[str], signum: int = signal.SIGINT, timeout: float = 30
+) -> tuple[int, float, str]:
+    """Signal the run's whole process group, as a terminal does; returns (exit code, seconds, stderr).
 
-
-def interrupt(process: subprocess.Popen[str], signum: int = signal.SIGINT) -> tuple[int, float, str]:
-    """Signal the run's whole process group, as a terminal does; returns (exit code, seconds, stderr)."""
+    A run that does not exit in time is killed, so that it cannot outlive its test and fail the next ones
+    (their process checks see every process of the suite), and the failure shows what it printed.
+    """
     started = time.monotonic()
     os.killpg(process.pid, signum)
-    _, stderr = process.communicate(timeout=30)
+    try:
+        _, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        _, stderr = process.communicate()
+        late = f"the run did not exit within {timeout:g} s of signal {signum}; it printed:\n{stderr}"
+        raise AssertionError(late) from None
     return process.returncode, time.monotonic() - started, stderr
 
 
-def suite_processes() -> dict[int, bytes]:
-    """This test suite's live processes (see conftest's SUITE_ENV) and their environments."""
-    needle = f"{SUITE_ENV}={os.environ[SUITE_ENV]}".encode()
-    found = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
-            found[int(entry.name)] = environ
-    return found
+def suite_processes() -> list[int]:
+    """This test suite's live processes (see conftest's SUITE_ENV)."""
+    return processes_with_env({SUITE_ENV: os.environ[SUITE_ENV]})
 
 
 def runtime_processes() -> list[int]:
     """This suite's processes started by a planeteer Copilot runtime (the CLI and every shell it spawned)."""
-    return [pid for pid, environ in suite_processes().items() if RUNTIME_TAG.encode() + b"=" in environ]
+    return processes_with_env({SUITE_ENV: os.environ[SUITE_ENV], RUNTIME_TAG: None})
 
 
 def user_messages(request: dict[str, Any]) -> list[str]:

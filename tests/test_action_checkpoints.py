@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,12 +27,6 @@ from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
 
 RUN = 5150
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHubServices]:
-    with FakeGitHubServices() as services:
-        yield services
 
 
 @dataclass

@@ -20,15 +20,15 @@ import sys
 import threading
 import time
 import zipfile
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
-from action_env import CLI, ActionRun, Machine, checkout, git, make_origin, parse_outputs, read_json
+from action_env import CLI, ActionRun, Machine, checkout, make_origin, parse_outputs, read_json
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fakes.github_services import FakeGitHubServices
+from helpers import git
 
 from planeteer_action.action.uploader import KEEP_PER_ATTEMPT
 from planeteer_action.checkpoints import manifest as checkpoint_manifest
@@ -114,12 +114,6 @@ WRITTEN_IN_ATTEMPT_1 = [note_path("notes"), "src/files.txt", "slow-partial.txt"]
 
 def sid(task_id: str, plan_id: str = PLAN_ID) -> str:
     return session_id_for(plan_id, task_id, 1)
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHubServices]:
-    with FakeGitHubServices() as services:
-        yield services
 
 
 class Workflow:

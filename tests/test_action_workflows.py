@@ -41,14 +41,20 @@ def test_action_yml_passes_every_input_to_both_steps_as_the_runner_names_them() 
         assert output["value"] == f"${{{{ steps.finalize.outputs.{name} }}}}"
 
 
-def test_ci_runs_the_makefiles_test_and_lint_on_python_311_and_node_20() -> None:
+def test_ci_runs_the_makefiles_test_and_lint_on_each_supported_python_and_node_20() -> None:
     ci = load(".github/workflows/ci.yml")
     assert {"push", "pull_request"} <= set(triggers(ci))
     assert ci["permissions"] == {"contents": "read"}
     (job,) = ci["jobs"].values()
     assert job["timeout-minutes"] <= 60
+    # The lowest Python that requires-python admits, and the newest ones; each runs to the end on its own.
+    floor = re.search(r'requires-python = ">=(3\.\d+)"', (REPO / "pyproject.toml").read_text())
+    assert floor is not None
+    versions = job["strategy"]["matrix"]["python-version"]
+    assert versions[0] == floor.group(1) and "3.13" in versions
+    assert job["strategy"]["fail-fast"] is False
     uses = {step["uses"].split("@")[0]: step for step in job["steps"] if "uses" in step}
-    assert uses["actions/setup-python"]["with"]["python-version"] == "3.11"
+    assert uses["actions/setup-python"]["with"]["python-version"] == "${{ matrix.python-version }}"
     assert uses["actions/setup-python"]["with"]["cache"] == "pip"
     assert str(uses["actions/setup-node"]["with"]["node-version"]) == "20"
     assert "~/.npm" in uses["actions/cache"]["with"]["path"]

@@ -3,24 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import pytest
 from fakes.github_services import CACHE_SERVICE, FakeGitHubServices
 
 from planeteer_action.github._twirp import RetryPolicy
 from planeteer_action.github.cache import CACHE_VERSION, ActionsCache, ActionsCacheError
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHubServices]:
-    with FakeGitHubServices() as services:
-        yield services
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
 
 
 def cache(fake: FakeGitHubServices, sleeps: list[float], run_id: int = 9, attempt: int = 1) -> ActionsCache:

@@ -8,7 +8,6 @@ import os
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -19,17 +18,6 @@ from planeteer_action.github._twirp import RetryPolicy, backend_ids_from_token
 from planeteer_action.github.artifacts import ArtifactService, ArtifactServiceError
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHubServices]:
-    with FakeGitHubServices() as services:
-        yield services
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
 
 
 def service(fake: FakeGitHubServices, sleeps: list[float], run_id: int = 101, attempt: int = 1) -> ArtifactService:

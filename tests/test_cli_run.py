@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import API_KEY, Workspace, make_workspace, runtime_processes, wait_for
+from harness import API_KEY, Workspace, make_workspace, runtime_processes
+from helpers import wait_for
 
 from planeteer_action.copilot.offline_model import OfflineModelServer
 from planeteer_action.engine.session_ids import session_id_for

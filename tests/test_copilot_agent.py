@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import alive, argv, git, live_processes, session_of
 
 from planeteer_action.copilot import runtime
 from planeteer_action.copilot.agent import CopilotAgent, SdkCallTiming, session_name
@@ -297,14 +298,6 @@ def test_cancelling_turns_is_fast_and_keeps_the_sessions(tmp_path: Path, model: 
     asyncio.run(scenario())
 
 
-def _cmdline(pid: int) -> bytes:
-    """A process's command line, or b"" when it has exited since it was listed (shells come and go)."""
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return b""
-
-
 @pytest.mark.integration
 @real_cli
 def test_a_turn_fails_soon_when_the_cli_dies_and_its_session_can_be_resumed(
@@ -321,7 +314,7 @@ def test_a_turn_fails_soon_when_the_cli_dies_and_its_session_can_be_resumed(
             while "bash: sleep 30" not in activity or b"tool.execution_start" not in _read(events):
                 await asyncio.sleep(0.05)
             for pid in runtime.tagged_processes(agent.process_tag):
-                if b"copilot" in _cmdline(pid):
+                if "copilot" in " ".join(argv(pid)):
                     os.kill(pid, 9)
             start = time.monotonic()
             with pytest.raises(AgentError, match="Copilot CLI stopped during the turn"):
@@ -345,15 +338,15 @@ def test_stop_leaves_no_process_behind(tmp_path: Path, model: OfflineModelServer
         result = await agent.run_turn(turn("leftover", tmp_path))
         assert result.summary == "left a sleep running"
         tagged = runtime.tagged_processes(agent.process_tag)
-        argv = {pid: _cmdline(pid).split(b"\0") for pid in tagged}
-        sleeper = next(pid for pid, args in argv.items() if args[:2] == [b"sleep", b"300"])
-        cli_sessions = {_sid(pid) for pid, args in argv.items() if b"copilot" in b" ".join(args[:2])}
-        sessions = {_sid(pid) for pid in tagged} - {None}
+        commands = {pid: argv(pid) for pid in tagged}
+        sleeper = next(pid for pid, args in commands.items() if args[:2] == ["sleep", "300"])
+        cli_sessions = {session_of(pid) for pid, args in commands.items() if "copilot" in " ".join(args[:2])}
+        sessions = {session_of(pid) for pid in tagged} - {None}
         assert os.getsid(sleeper) not in cli_sessions, "the bash tool runs each command in a session of its own"
         await agent.stop()
-        assert not _alive(sleeper)
+        assert not alive(sleeper)
         assert not runtime.tagged_processes(agent.process_tag)
-        assert not [pid for pid in _all_pids() if _alive(pid) and _sid(pid) in sessions]
+        assert not [pid for pid in live_processes() if session_of(pid) in sessions]
 
     asyncio.run(scenario())
 
@@ -362,35 +355,14 @@ def _read(path: Path) -> bytes:
     return path.read_bytes() if path.exists() else b""
 
 
-def _all_pids() -> list[int]:
-    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
-
-
-def _alive(pid: int) -> bool:
-    """Running, not merely a zombie waiting for a parent (init, here) to reap it."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
-
-
-def _sid(pid: int) -> int | None:
-    try:
-        return os.getsid(pid)
-    except OSError:
-        return None
-
-
 @pytest.mark.integration
 @real_cli
 def test_list_sessions_filters_by_repository_and_branch(tmp_path: Path, model: OfflineModelServer) -> None:
     main, feature = tmp_path / "main", tmp_path / "feature"
-    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.com"]
-    subprocess.run([*git, "init", "-q", "-b", "main", str(main)], check=True)
-    subprocess.run([*git, "-C", str(main), "remote", "add", "origin", "https://github.com/octo/demo.git"], check=True)
-    subprocess.run([*git, "-C", str(main), "commit", "-q", "--allow-empty", "-m", "start"], check=True)
-    subprocess.run([*git, "-C", str(main), "worktree", "add", "-q", "-b", "feature", str(feature)], check=True)
+    git(tmp_path, "init", "-q", "-b", "main", str(main))
+    git(main, "remote", "add", "origin", "https://github.com/octo/demo.git")
+    git(main, "commit", "-q", "--allow-empty", "-m", "start")
+    git(main, "worktree", "add", "-q", "-b", "feature", str(feature))
 
     async def scenario() -> None:
         async with running(tmp_path / "home", model) as agent:

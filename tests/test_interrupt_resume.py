@@ -15,14 +15,13 @@ import pytest
 from harness import (
     Workspace,
     copilot_cli,
-    git,
     interrupt,
     make_workspace,
     runtime_processes,
     suite_processes,
     user_messages,
-    wait_for,
 )
+from helpers import argv, git, wait_for
 
 from planeteer_action.copilot.agent import CopilotAgent
 from planeteer_action.copilot.offline_model import OfflineModelServer, provider_config
@@ -43,14 +42,7 @@ def _busy_workspace(tmp_path: Path, extra: dict[str, list[dict[str, object]]] | 
 
 
 def _sleeping_commands() -> list[int]:
-    return [pid for pid in suite_processes() if _cmdline(Path(f"/proc/{pid}")).startswith("sleep 45")]
-
-
-def _cmdline(proc: Path) -> str:
-    try:
-        return (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
+    return [pid for pid in suite_processes() if argv(pid)[:2] == ["sleep", "45"]]
 
 
 def _interrupt_while_busy(ws: Workspace, signum: int = signal.SIGINT) -> tuple[int, float, str]:
@@ -120,12 +112,13 @@ def test_sigint_stops_cleanly_then_run_resumes_the_same_sessions(tmp_path: Path)
 
 @pytest.mark.parametrize("point", ["before-first-answer", "mid-turn", "mid-tool", "between-tasks"])
 def test_sigkill_at_any_point_then_run_completes(tmp_path: Path, point: str) -> None:
-    script: dict[str, list[dict[str, object]]] = {
+    scripts: dict[str, dict[str, list[dict[str, object]]]] = {
         "before-first-answer": {"a": [{"delay": 45}]},
         "mid-turn": {"a": [{"bash": "echo step-one > step-one.txt"}, {"delay": 45}]},
         "mid-tool": {"a": [{"bash": "sleep 45"}]},
         "between-tasks": {"after-a": [{"delay": 45}]},
-    }[point]
+    }
+    script = scripts[point]
     server = OfflineModelServer(script=script)
     server.start()
     ws = make_workspace(tmp_path, server, {"quick": [], "a": [], "after-a": ["a"]})

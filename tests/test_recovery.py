@@ -11,7 +11,7 @@ from memory_agent import MemoryAgent
 from planeteer_action.engine.agent import AgentError, SessionNotFound
 from planeteer_action.engine.recovery import apply_choice, delete_quietly, inspect
 from planeteer_action.engine.session_ids import session_id_for
-from planeteer_action.plan.model import Attempt, Execution, Plan
+from planeteer_action.plan.model import Attempt, AttemptOutcome, Execution, Plan
 
 PLAN_ID = "plan-r"
 
@@ -36,7 +36,8 @@ def _crashed_plan() -> tuple[Plan, MemoryAgent]:
         sid = session_id_for(PLAN_ID, task_id, 1)
         task = plan.task(task_id)
         task.session_id = sid
-        outcome = {"a": "done", "b": "running", "c": "interrupted"}[task_id]
+        outcomes: dict[str, AttemptOutcome] = {"a": "done", "b": "running", "c": "interrupted"}
+        outcome = outcomes[task_id]
         task.attempts.append(Attempt(number=1, session_id=sid, reason="first start", started_at="t", outcome=outcome))
         if task_id != "c":
             agent.sessions[sid] = ["prompt"]

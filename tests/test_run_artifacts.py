@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 import requests
@@ -14,17 +14,6 @@ from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.run_artifacts import RunArtifacts, RunArtifactsError
 
 RUN = 4321
-
-
-@pytest.fixture
-def fake() -> Iterator[FakeGitHubServices]:
-    with FakeGitHubServices(repository="octo-org/planeteer") as services:
-        yield services
-
-
-@pytest.fixture
-def sleeps() -> list[float]:
-    return []
 
 
 def upload(fake: FakeGitHubServices, attempt: int, name: str, data: bytes, run_id: int = RUN) -> int:

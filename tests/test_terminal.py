@@ -12,7 +12,8 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import PLANETEER, Workspace, copilot_cli, interrupt, make_workspace, wait_for
+from harness import PLANETEER, Workspace, copilot_cli, interrupt, make_workspace
+from helpers import wait_for
 
 from planeteer_action.copilot.offline_model import OfflineModelServer
 from planeteer_action.engine.session_ids import session_id_for

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 
 import pytest
+from helpers import git
 
 from planeteer_action.checkpoints.patch_safety import link_outside_checkout, path_outside_checkout
 from planeteer_action.checkpoints.workspace import (
@@ -17,10 +17,6 @@ from planeteer_action.checkpoints.workspace import (
 )
 
 BINARY = bytes(range(256)) * 4
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout
 
 
 def tree(root: Path) -> dict[str, tuple[str, bytes | str]]:
