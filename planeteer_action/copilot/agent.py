@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
+import re
 import shutil
 import tempfile
 import unicodedata
@@ -54,6 +57,8 @@ _PING_INTERVAL = 2.0
 _PING_TIMEOUT = 10.0
 _ACTIVITY_WIDTH = 120
 _NAME_MAX_UTF16 = 100
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]+")
+"""What the CLI accepts as a session id, and so all that can name a folder in its session store."""
 
 
 class CopilotAgent:
@@ -143,6 +148,22 @@ class CopilotAgent:
             if "not found" in str(error).lower():
                 raise SessionNotFound(f"Session {session_id} does not exist, so there is nothing to delete") from None
             raise AgentError(f"Deleting session {session_id} failed: {self._clean(error)}") from None
+
+    async def user_messages(self, session_id: str) -> list[str] | None:
+        """Read from the session's persisted events rather than through `get_events()`, which needs the session
+        resumed: that would append to it, and needs the turn's working directory to keep its context right.
+        """
+        if not _SESSION_ID.fullmatch(session_id):
+            return None
+        home = self._copilot_home or Path(os.environ.get("COPILOT_HOME") or Path.home() / ".copilot")
+        events = home / "session-state" / session_id / "events.jsonl"
+        try:
+            text = await asyncio.to_thread(events.read_text, encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise AgentError(f"Cannot read session {session_id}'s history {events}: {error.strerror}") from None
+        return [message for line in text.splitlines() if (message := _user_message(line)) is not None]
 
     async def stop(self) -> None:
         """Abort running turns, stop the CLI (forcefully if it hangs), and end whatever it left running."""
@@ -314,6 +335,19 @@ def _tool_detail(arguments: Any) -> str:
 def _one_line(text: str) -> str:
     line = " ".join(text.split())
     return line if len(line) <= _ACTIVITY_WIDTH else line[: _ACTIVITY_WIDTH - 1] + "…"
+
+
+def _user_message(line: str) -> str | None:
+    """The text of one `events.jsonl` line if it is a user message; a line torn by a kill is skipped."""
+    if '"user.message"' not in line:
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    data = event.get("data") if isinstance(event, dict) and event.get("type") == "user.message" else None
+    content = data.get("content") if isinstance(data, dict) else None
+    return content if isinstance(content, str) else None
 
 
 def _session_info(metadata: SessionMetadata) -> SessionInfo:
