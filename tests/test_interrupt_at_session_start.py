@@ -9,6 +9,7 @@ dependency results), not only the short continuation.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import queue
@@ -19,9 +20,11 @@ import time
 from pathlib import Path
 
 import pytest
-from harness import make_workspace, runtime_processes, user_messages, wait_for
+from harness import copilot_cli, make_repo, make_workspace, runtime_processes, user_messages, wait_for
 
-from planeteer_action.copilot.offline_model import OfflineModelServer, note_path
+from planeteer_action.copilot.agent import CopilotAgent
+from planeteer_action.copilot.offline_model import OfflineModelServer, note_path, provider_config
+from planeteer_action.engine.agent import TurnRequest
 
 pytestmark = pytest.mark.integration
 
@@ -106,3 +109,23 @@ def test_signal_just_after_a_session_starts_never_loses_the_task_prompt(tmp_path
         assert all(t.session_id == t.attempts[0].session_id for t in resent)
     finally:
         server.stop()
+
+
+def test_the_user_messages_are_read_from_the_stored_session(tmp_path: Path) -> None:
+    """What the resume check reads: the real CLI's stored conversation, a line torn by a kill skipped."""
+    repo, home, session_id = make_repo(tmp_path / "repo"), tmp_path / "home", "planeteer-00000000-t-a1"
+    prompt = "Planeteer task id: t\nDo t."
+
+    async def scenario() -> list[list[str] | None]:
+        with OfflineModelServer() as server:
+            agent = CopilotAgent(Path(copilot_cli()), home, "scripted", provider_config(server.base_url))
+            await agent.start()
+            try:
+                await agent.run_turn(TurnRequest(session_id, "t", prompt, "create", repo, 60, lambda _: None))
+                with (home / "session-state" / session_id / "events.jsonl").open("a") as events:
+                    events.write('{"type":"user.message","data":{"content":"torn')
+                return [await agent.user_messages(s) for s in (session_id, "planeteer-00000000-t-a2", "../t")]
+            finally:
+                await agent.stop()
+
+    assert asyncio.run(scenario()) == [[prompt], None, None]
