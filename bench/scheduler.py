@@ -41,6 +41,9 @@ class FixedTimeAgent:
     async def list_sessions(self, repository: str | None, branch: str | None) -> list[SessionInfo]:
         return []
 
+    async def user_messages(self, session_id: str) -> list[str] | None:
+        return None
+
     async def delete_session(self, session_id: str) -> None:
         return None
 

@@ -83,6 +83,9 @@ class MemoryAgent:
             raise SessionNotFound(f"Session {session_id} does not exist, so there is nothing to delete")
         del self.sessions[session_id]
 
+    async def user_messages(self, session_id: str) -> list[str] | None:
+        return list(self.sessions[session_id]) if session_id in self.sessions else None
+
     def add_foreign_session(self, session_id: str) -> None:
         self.sessions[session_id] = ["a person's own conversation"]
         self.created_at[session_id] = datetime.now(UTC)

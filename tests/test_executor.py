@@ -15,6 +15,7 @@ from memory_agent import Behaviour, MemoryAgent
 from planeteer_action.engine.agent import TurnRequest, TurnResult
 from planeteer_action.engine.events import Event, TaskBlocked, TaskInterrupted, TaskStarted
 from planeteer_action.engine.executor import Executor, ExecutorOptions
+from planeteer_action.engine.prompts import continuation_prompt, task_prompt
 from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.errors import PlanSaveFailed
 from planeteer_action.plan.model import Attempt, Plan
@@ -145,7 +146,7 @@ def test_interrupted_task_resumes_its_own_session_with_a_continuation_prompt() -
     plan = _plan({"a": [], "b": ["a"]})
     agent = MemoryAgent()
     sid = session_id_for("plan-x", "a", 1)
-    agent.sessions[sid] = ["first prompt"]
+    agent.sessions[sid] = [task_prompt(plan, plan.task("a"))]
     task = plan.task("a")
     task.status, task.session_id = "interrupted", sid
     task.attempts.append(Attempt(number=1, session_id=sid, reason="first start", started_at="t", outcome="interrupted"))
@@ -156,6 +157,29 @@ def test_interrupted_task_resumes_its_own_session_with_a_continuation_prompt() -
     started = [e for e in events if isinstance(e, TaskStarted) and e.task_id == "a"]
     assert [(e.mode, e.session_id, e.attempt) for e in started] == [("resume", sid, 1)]
     assert [a.reason for a in task.attempts] == ["first start", "resumed after interruption"]
+
+
+@pytest.mark.parametrize("stored", ["nothing", "a continuation only"])
+def test_a_session_that_never_got_its_task_prompt_is_resumed_with_the_full_prompt(stored: str) -> None:
+    # Interrupted between creating the session and its first prompt arriving: the session exists, but a
+    # continuation alone would leave the agent no description, plan context or dependency results.
+    plan = _plan({"a": [], "b": ["a"]})
+    plan.task("a").status, plan.task("a").agent_result = "done", "a's result"
+    task = plan.task("b")
+    sid = session_id_for("plan-x", "b", 1)
+    task.status, task.session_id = "interrupted", sid
+    task.attempts.append(Attempt(number=1, session_id=sid, reason="first start", started_at="t", outcome="interrupted"))
+    agent = MemoryAgent()
+    agent.sessions[sid] = [] if stored == "nothing" else [continuation_prompt(task)]
+    status, events = _run(plan, agent)
+    assert status == "complete"
+    sent = agent.sessions[sid][-1]
+    assert sent == task_prompt(plan, task) and "a's result" in sent
+    started = [e for e in events if isinstance(e, TaskStarted)]
+    assert [(e.mode, e.session_id, e.attempt) for e in started] == [("resume", sid, 1)]
+    assert task.attempts[-1].reason == (
+        "resumed after interruption, with the full task prompt (it had not been delivered)"
+    )
 
 
 def test_lost_session_falls_back_to_a_fresh_attempt() -> None:

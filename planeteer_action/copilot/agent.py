@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
+import os
 import re
 import shutil
 import tempfile
@@ -24,16 +26,9 @@ from typing import Any, Literal, TypeVar, cast
 
 from copilot import CopilotClient, CopilotSession, RuntimeConnection, SessionListFilter, SessionMetadata
 from copilot.session import PermissionHandler, ProviderConfig
-from copilot.session_events import (
-    AssistantMessageData,
-    SessionErrorData,
-    SessionEvent,
-    SessionIdleData,
-    ToolExecutionStartData,
-    UserMessageData,
-)
 
 from planeteer_action.copilot import runtime
+from planeteer_action.copilot.turn import Turn
 from planeteer_action.engine.agent import (
     AgentError,
     SessionAlreadyExists,
@@ -55,7 +50,6 @@ _INTERRUPT_TIMEOUT = 1.0
 _STOP_TIMEOUT = 5.0
 _PING_INTERVAL = 2.0
 _PING_TIMEOUT = 10.0
-_ACTIVITY_WIDTH = 120
 _NAME_MAX_UTF16 = 100
 _SESSION_GONE = re.compile(r"\bsession (?:file )?not found\b", re.IGNORECASE)
 """The CLI's words for an unknown session id; the SDK passes them on in a plain RuntimeError or JsonRpcError."""
@@ -71,6 +65,10 @@ class SdkCallTiming:
     call: SdkCall
     started: float
     ended: float
+
+
+_SESSION_ID = re.compile(r"[A-Za-z0-9_-]+")
+"""What the CLI accepts as a session id, and so all that can name a folder in its session store."""
 
 
 class CopilotAgent:
@@ -99,7 +97,7 @@ class CopilotAgent:
         self._client: CopilotClient | None = None
         self._launcher_dir: Path | None = None
         self._watchdog: asyncio.Task[None] | None = None
-        self._live: dict[str, tuple[_Turn, CopilotSession]] = {}
+        self._live: dict[str, tuple[Turn, CopilotSession]] = {}
         """Sessions with a turn running, so `stop()` can end them cleanly."""
 
     async def start(self) -> None:
@@ -125,7 +123,7 @@ class CopilotAgent:
         self._watchdog = asyncio.create_task(self._watch(client))
 
     async def run_turn(self, request: TurnRequest) -> TurnResult:
-        turn = _Turn(request)
+        turn = Turn(request)
         session = await self._open(request, turn)
         self._live[request.session_id] = (turn, session)
         try:
@@ -163,6 +161,22 @@ class CopilotAgent:
             if _SESSION_GONE.search(str(error)):
                 raise SessionNotFound(f"Session {session_id} does not exist, so there is nothing to delete") from None
             raise AgentError(f"Deleting session {session_id} failed: {self._clean(error)}") from None
+
+    async def user_messages(self, session_id: str) -> list[str] | None:
+        """Read from the session's persisted events rather than through `get_events()`, which needs the session
+        resumed: that would append to it, and needs the turn's working directory to keep its context right.
+        """
+        if not _SESSION_ID.fullmatch(session_id):
+            return None
+        home = self._copilot_home or Path(os.environ.get("COPILOT_HOME") or Path.home() / ".copilot")
+        events = home / "session-state" / session_id / "events.jsonl"
+        try:
+            text = await asyncio.to_thread(events.read_text, encoding="utf-8", errors="replace")
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise AgentError(f"Cannot read session {session_id}'s history {events}: {error.strerror}") from None
+        return [message for line in text.splitlines() if (message := _user_message(line)) is not None]
 
     async def stop(self) -> None:
         """Abort running turns, stop the CLI (forcefully if it hangs), and end whatever it left running."""
@@ -205,7 +219,7 @@ class CopilotAgent:
         except Exception:
             await _quietly(client.force_stop())
 
-    async def _open(self, request: TurnRequest, turn: _Turn) -> CopilotSession:
+    async def _open(self, request: TurnRequest, turn: Turn) -> CopilotSession:
         client = self._require_client()
         options: dict[str, Any] = {
             "model": self._model,
@@ -263,67 +277,6 @@ class CopilotAgent:
         return text[:500]
 
 
-class _Turn:
-    """Follows one turn's events: reports activity, keeps the quiet clock, finds the end and the answer."""
-
-    def __init__(self, request: TurnRequest) -> None:
-        self._request = request
-        self._loop = asyncio.get_running_loop()
-        self._done: asyncio.Future[str] = self._loop.create_future()
-        self._last_event = self._loop.time()
-        self._started = False
-        self._summary = ""
-
-    def on_event(self, event: SessionEvent) -> None:
-        if self._done.done():
-            return
-        self._last_event = self._loop.time()
-        data = event.data
-        if isinstance(data, ToolExecutionStartData):
-            self._report(f"{data.tool_name}: {_tool_detail(data.arguments)}")
-        if event.agent_id:
-            return
-        if isinstance(data, UserMessageData):
-            self._started = True
-        elif isinstance(data, AssistantMessageData) and data.content.strip():
-            self._summary = data.content.strip()
-            self._report(self._summary)
-        elif isinstance(data, SessionErrorData):
-            self.fail(AgentError(f"Session {self._request.session_id}: {data.message}; resume it to retry"))
-        elif isinstance(data, SessionIdleData) and self._started:
-            if data.aborted:
-                self.fail(AgentError(f"Session {self._request.session_id}: the turn was aborted; resume it"))
-            else:
-                self._done.set_result(self._summary)
-
-    def fail(self, error: AgentError) -> None:
-        if not self._done.done():
-            self._done.set_exception(error)
-
-    def close(self) -> None:
-        """Stop listening: events of an abandoned turn (its abort, its last idle) must not fail it later."""
-        self._done.cancel()
-
-    async def wait(self, clean: Callable[[BaseException], str]) -> str:
-        """The final answer, or TurnTimeout once no event has come for `quiet_timeout` seconds."""
-        quiet = self._request.quiet_timeout
-        while not self._done.done():
-            remaining = self._last_event + quiet - self._loop.time()
-            if remaining <= 0:
-                raise TurnTimeout(
-                    f"Session {self._request.session_id}: no activity for {quiet:g} s, so the turn was"
-                    " aborted; check the model provider or raise the quiet timeout"
-                )
-            await asyncio.wait([self._done], timeout=remaining)
-        try:
-            return self._done.result()
-        except AgentError as error:
-            raise type(error)(clean(error)) from None
-
-    def _report(self, text: str) -> None:
-        self._request.on_activity(_one_line(text))
-
-
 def session_name(name: str) -> str:
     """`name` made acceptable to the CLI: no double quotes or control characters, at most 100 UTF-16 units."""
     cleaned = "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in name[: 4 * _NAME_MAX_UTF16])
@@ -333,18 +286,17 @@ def session_name(name: str) -> str:
     return cleaned
 
 
-def _tool_detail(arguments: Any) -> str:
-    if not isinstance(arguments, Mapping):
-        return ""
-    for key in ("command", "path", "pattern", "url", "query", "shellId"):
-        if isinstance(arguments.get(key), str):
-            return str(arguments[key])
-    return ""
-
-
-def _one_line(text: str) -> str:
-    line = " ".join(text.split())
-    return line if len(line) <= _ACTIVITY_WIDTH else line[: _ACTIVITY_WIDTH - 1] + "…"
+def _user_message(line: str) -> str | None:
+    """The text of one `events.jsonl` line if it is a user message; a line torn by a kill is skipped."""
+    if '"user.message"' not in line:
+        return None
+    try:
+        event = json.loads(line)
+    except ValueError:
+        return None
+    data = event.get("data") if isinstance(event, dict) and event.get("type") == "user.message" else None
+    content = data.get("content") if isinstance(data, dict) else None
+    return content if isinstance(content, str) else None
 
 
 def _session_info(metadata: SessionMetadata) -> SessionInfo:

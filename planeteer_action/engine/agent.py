@@ -90,5 +90,11 @@ class Agent(Protocol):
 
     async def delete_session(self, session_id: str) -> None: ...
 
+    async def user_messages(self, session_id: str) -> list[str] | None:
+        """The user messages the session's stored conversation holds, oldest first; None if it is not stored.
+
+        A resume consults this: a session interrupted before its first prompt arrived holds no task.
+        """
+
     async def stop(self) -> None:
         """Disconnect every session and stop the runtime and everything it started."""

@@ -30,13 +30,14 @@ from planeteer_action.engine.events import (
     TaskInterrupted,
     TaskStarted,
 )
-from planeteer_action.engine.prompts import continuation_prompt, task_prompt
+from planeteer_action.engine.prompts import continuation_prompt, holds_task_prompt, task_prompt
 from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.plan.graph import blocked_tasks, chain_lengths, ready_tasks
 from planeteer_action.plan.model import Attempt, AttemptOutcome, Plan, Task, utc_now
 
 # A fresh attempt whose id is somehow taken (a hand-edited plan) moves on to the next number this often.
 _MAX_ID_COLLISIONS = 5
+_RESEND_REASON = "resumed after interruption, with the full task prompt (it had not been delivered)"
 
 
 class PlanSaver(Protocol):
@@ -166,11 +167,12 @@ class Executor:
         collisions = 0
         try:
             while True:
-                attempt = await self._begin_attempt(task, resume)
+                resend = resume and await self._task_prompt_missing(task)
+                attempt = await self._begin_attempt(task, resume, resend)
                 request = TurnRequest(
                     session_id=attempt.session_id,
                     session_name=f"planeteer {self.plan.name}: {task.id}",
-                    prompt=continuation_prompt(task) if resume else task_prompt(self.plan, task),
+                    prompt=continuation_prompt(task) if resume and not resend else task_prompt(self.plan, task),
                     mode="resume" if resume else "create",
                     working_directory=self._options.working_directory,
                     quiet_timeout=self._options.quiet_timeout,
@@ -212,11 +214,25 @@ class Executor:
     def _report_activity(self, task_id: str, text: str) -> None:
         self.emit(TaskActivity(task_id=task_id, text=text))
 
-    async def _begin_attempt(self, task: Task, resume: bool) -> Attempt:
+    async def _task_prompt_missing(self, task: Task) -> bool:
+        """Whether the task's stored session never received its task prompt (interrupted in the instant between
+        its creation and the first prompt): a continuation alone would leave its agent nothing to do.
+
+        When unsure, yes: the full prompt twice is harmless. A session that is not stored at all is left to the
+        resume, which then starts a fresh attempt.
+        """
+        try:
+            messages = await self._agent.user_messages(task.session_id or "")
+        except AgentError:
+            return True
+        return messages is not None and not holds_task_prompt(messages, task)
+
+    async def _begin_attempt(self, task: Task, resume: bool, resend: bool) -> Attempt:
         """Write-ahead: the session id is in the saved plan before the session can exist."""
         previous = task.current_attempt
         if resume and previous is not None and task.session_id is not None:
-            number, session_id, reason = previous.number, task.session_id, "resumed after interruption"
+            number, session_id = previous.number, task.session_id
+            reason = _RESEND_REASON if resend else "resumed after interruption"
         else:
             number = task.next_attempt_number()
             session_id = session_id_for(self.plan.id, task.id, number)

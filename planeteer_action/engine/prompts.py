@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from planeteer_action.plan.model import Plan, Task
 
 TASK_MARKER = "Planeteer task id:"
+_TASK_OPENING = "You are implementing one task of the plan"
 _RESULT_LIMIT = 2000
 
 
 def task_prompt(plan: Plan, task: Task) -> str:
     lines = [
-        f"You are implementing one task of the plan {plan.name!r}, working in this repository.",
+        f"{_TASK_OPENING} {plan.name!r}, working in this repository.",
         "Implement it fully, then check every acceptance criterion; if one is not met, keep working.",
         "Finish with a brief summary of what you did and how each criterion is met.",
         "",
@@ -57,6 +60,13 @@ def continuation_prompt(task: Task) -> str:
             "Finish with a brief summary of what you did and how each criterion is met.",
         ]
     )
+
+
+def holds_task_prompt(messages: Iterable[str], task: Task) -> bool:
+    """Whether a conversation was given `task`'s full prompt, not only a continuation (which names the task
+    but carries no description, plan context or dependency results)."""
+    marker_line = f"\n{TASK_MARKER} {task.id}\n"
+    return any(message.startswith(_TASK_OPENING) and marker_line in message for message in messages)
 
 
 def _criteria(task: Task) -> list[str]:

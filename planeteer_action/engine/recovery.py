@@ -4,6 +4,8 @@ A task left `in_progress` (a crash) or `interrupted` (a clean stop) is *resumabl
 still exists, and *lost* when it does not (it never started a turn, or was deleted). Sessions whose ids mark
 them as this plan's but that no task holds are *orphans*. The three choices are the request's:
 resume (each task in its own session; lost ones start afresh), start fresh, or clean up and run nothing.
+What a resumed session is told depends on whether it ever received its task prompt: the executor checks
+that at every resume (see `Executor._task_prompt_missing`), so this module only decides which tasks resume.
 """
 
 from __future__ import annotations

@@ -38,3 +38,10 @@ def is_planeteer_session(session_id: str) -> bool:
 def belongs_to_plan(session_id: str, plan_id: str) -> bool:
     match = _ID_SHAPE.match(session_id)
     return match is not None and match.group(1) == plan_fingerprint(plan_id)
+
+
+def is_task_session(session_id: str, plan_id: str, task_id: str) -> bool:
+    """Whether `session_id` is one planeteer makes for this task of this plan (of any attempt)."""
+    match = _ID_SHAPE.match(session_id)
+    attempt = int(match.group(3)) if match else 0
+    return attempt >= 1 and session_id == session_id_for(plan_id, task_id, attempt)

@@ -1,21 +1,30 @@
-"""The dependency graph: structural checks before anything runs, and which tasks may run now."""
+"""The plan's structure: checks before anything runs (task ids, recorded sessions, dependencies), and
+which tasks may run now."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 
+from planeteer_action.engine.session_ids import is_task_session, session_id_for, task_slug
 from planeteer_action.errors import PlanInvalid
 from planeteer_action.plan.model import Plan, Task
 
+# Tasks in these states are resumed in the session their `sessionId` names.
+_RESUMED_STATES = ("in_progress", "interrupted")
+
 
 def check_graph(plan: Plan) -> None:
-    """Raise PlanInvalid for the first structural problem: duplicate ids, unknown dependencies, cycles."""
+    """Raise PlanInvalid for the first structural problem: unusable or duplicate ids, sessions that are not
+    the task's own, unknown dependencies, cycles."""
+    check_task_ids(plan)
     counts = Counter(task.id for task in plan.tasks)
     duplicates = sorted(task_id for task_id, n in counts.items() if n > 1)
     if duplicates:
         raise PlanInvalid(
             f"duplicate task id {duplicates[0]!r} ({counts[duplicates[0]]} tasks share it): give every task a unique id"
         )
+    check_session_ids(plan)
     ids = set(counts)
     for task in plan.tasks:
         for dep in task.depends_on:
@@ -28,6 +37,53 @@ def check_graph(plan: Plan) -> None:
         raise PlanInvalid(
             f"dependency cycle {' -> '.join(cycle)}: remove one of these dependencies so the plan can run"
         )
+
+
+def check_task_ids(plan: Plan) -> None:
+    """Every id must read back as itself from the one-line task marker in the prompts, and give the task
+    session ids of its own: planeteer's id scheme cannot represent an empty id, and proves ownership by it."""
+    for index, task in enumerate(plan.tasks):
+        problem = _task_id_problem(task.id)
+        if problem:
+            raise PlanInvalid(f"tasks[{index}] ({task.title!r}): {problem}")
+    by_slug: dict[str, str] = {}
+    for task in plan.tasks:
+        other = by_slug.setdefault(task_slug(task.id), task.id)
+        if other != task.id:
+            raise PlanInvalid(
+                f"task ids {other!r} and {task.id!r} would share session ids ({_session_pattern(plan, task)}):"
+                " rename one of them"
+            )
+
+
+def check_session_ids(plan: Plan) -> None:
+    """A task to be resumed must name a session planeteer made for it: resuming any other would continue
+    someone else's conversation (or fail with a misleading error)."""
+    for task in plan.tasks:
+        if (
+            task.status in _RESUMED_STATES
+            and task.session_id
+            and not is_task_session(task.session_id, plan.id, task.id)
+        ):
+            raise PlanInvalid(
+                f"task {task.id!r} is {task.status} in session {task.session_id!r}, which is not a session planeteer"
+                f" made for it ({_session_pattern(plan, task)}): restore the sessionId planeteer wrote, or remove it"
+                " to start the task afresh"
+            )
+
+
+def _task_id_problem(task_id: str) -> str | None:
+    if not task_id:
+        return "the task id is empty: give every task a unique, non-empty id"
+    if task_id != task_id.strip():
+        return f"the task id {task_id!r} has leading or trailing whitespace: remove it"
+    if any(unicodedata.category(ch) == "Cc" for ch in task_id):
+        return f"the task id {task_id!r} contains a control character: use one line of text"
+    return None
+
+
+def _session_pattern(plan: Plan, task: Task) -> str:
+    return session_id_for(plan.id, task.id, 1).removesuffix("1") + "<attempt>"
 
 
 def find_cycle(tasks: list[Task]) -> list[str] | None:
