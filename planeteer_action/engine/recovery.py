@@ -14,7 +14,8 @@ from typing import Literal
 from planeteer_action.engine.agent import Agent, AgentError, SessionInfo
 from planeteer_action.engine.session_ids import belongs_to_plan
 from planeteer_action.engine.sessions import mark_deleted
-from planeteer_action.plan.model import Plan, Recovery, RecoveryChoice, Task, utc_now
+from planeteer_action.plan.model import Plan, Recovery, RecoveryChoice, utc_now
+from planeteer_action.plan.operations import close_attempt
 
 RECOVERY_CHOICES: tuple[RecoveryChoice, ...] = ("resume", "fresh", "cleanup")
 
@@ -75,10 +76,10 @@ async def apply_choice(
         task = plan.task(found.task_id)
         if choice == "resume" and found.state == "resumable":
             task.status = "interrupted"
-            _close_attempt(task, "interrupted")
+            close_attempt(task, "interrupted")
             record.resumed.append(task.id)
         else:
-            _close_attempt(task, "lost" if found.state == "lost" else "superseded")
+            close_attempt(task, "lost" if found.state == "lost" else "superseded")
             task.status = "pending"
             record.restarted.append(task.id)
     if choice == "cleanup":
@@ -105,12 +106,3 @@ async def delete_quietly(agent: Agent, session_id: str) -> None:
     except AgentError as exc:
         if "not found" not in str(exc).lower():
             raise
-
-
-def _close_attempt(task: Task, outcome: Literal["interrupted", "lost", "superseded"]) -> None:
-    attempt = task.current_attempt
-    if attempt is None:
-        return
-    if attempt.outcome in ("running", "interrupted"):
-        attempt.outcome = outcome
-        attempt.ended_at = attempt.ended_at or utc_now()
