@@ -21,14 +21,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 from planeteer_action.copilot.agent import CopilotAgent
 from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
-from planeteer_action.copilot.runtime import find_copilot_cli
+from planeteer_action.copilot.runtime import default_copilot_home, find_copilot_cli
 from planeteer_action.engine.agent import Agent
 from planeteer_action.engine.events import Listener, LockTakenOver
-from planeteer_action.engine.executor import Executor, ExecutorOptions, count_statuses
+from planeteer_action.engine.executor import Executor, ExecutorOptions
 from planeteer_action.engine.recovery import RecoveryReport, apply_choice, inspect
 from planeteer_action.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, ConfigError
 from planeteer_action.gitinfo import GitContext, git_context
 from planeteer_action.plan.model import Execution, Plan, Recovery, RecoveryChoice, utc_now
+from planeteer_action.plan.operations import count_statuses
 from planeteer_action.plan.store import BackgroundPlanWriter, PlanLock, load_plan
 
 # The Actions runner sends SIGTERM 7.5 s after SIGINT; a clean stop must be well inside that.
@@ -107,7 +108,7 @@ async def copilot_runtime(
         model = model or OFFLINE_MODEL
     agent = CopilotAgent(
         cli_path=find_copilot_cli(),
-        copilot_home=copilot_home,
+        copilot_home=copilot_home or default_copilot_home(),
         model=model,
         provider=sdk_provider,
         github_token=github_token,

@@ -166,3 +166,20 @@ def test_credentials_in_a_provider_url_are_not_recorded(tmp_path: Path, model: O
     subprocess.run(args, cwd=ws.repo, env=ws.env(), capture_output=True, text=True, timeout=120)
     assert "hunter2" not in ws.plan.read_text()
     assert ws.load().execution.provider_base_url == model.base_url  # type: ignore[union-attr]
+
+
+def test_sessions_cleanup_while_the_plan_runs_is_refused_and_the_run_carries_on(tmp_path: Path) -> None:
+    ws = _scripted(tmp_path, {"a": [{"hang": True}]}, {"a": []})
+    first = ws.start("run")
+    try:
+        wait_for(lambda: ws.load().task("a").status == "in_progress", what="the run to start task a")
+        session = ws.home / "session-state" / session_id_for("plan-it", "a", 1)
+        wait_for(session.exists, what="task a's session")
+        cleanup = ws.run("sessions", "cleanup", "--yes", "--copilot-home", str(ws.home), plan=False)
+        assert cleanup.returncode == 2, cleanup.stdout + cleanup.stderr
+        assert cleanup.stderr.count("\n") == 1 and f"is being run by pid {first.pid}" in cleanup.stderr
+        assert session.exists() and first.poll() is None
+    finally:
+        first.terminate()
+        first.communicate(timeout=30)
+        ws.model.stop()

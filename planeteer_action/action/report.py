@@ -9,7 +9,6 @@ from typing import IO, Any
 
 from actions_toolkit import core
 
-from planeteer_action.cli.display import describe, format_duration, task_duration
 from planeteer_action.engine.events import (
     Event,
     RunFinished,
@@ -20,9 +19,9 @@ from planeteer_action.engine.events import (
     TaskFailed,
     TaskInterrupted,
 )
-from planeteer_action.engine.executor import count_statuses
-from planeteer_action.plan.graph import blocked_tasks
+from planeteer_action.engine.wording import describe, format_duration
 from planeteer_action.plan.model import Plan
+from planeteer_action.plan.operations import count_statuses, shown_statuses, time_spent, unfinished
 
 # The runner shows about 10 annotations of each kind per step; past that they are dropped silently.
 MAX_ERROR_ANNOTATIONS = 10
@@ -70,7 +69,7 @@ def run_status(plan: Plan) -> str:
     counts = count_statuses(plan)
     if counts["done"] == len(plan.tasks):
         return "complete"
-    if counts["interrupted"]:
+    if unfinished(counts):
         return "interrupted"
     if counts["failed"] or counts["blocked"]:
         return "failed"
@@ -84,7 +83,7 @@ def outputs(plan: Plan, plan_path: str, checkpoint: str | None) -> dict[str, str
         "done": str(counts["done"]),
         "failed": str(counts["failed"]),
         "blocked": str(counts["blocked"]),
-        "interrupted": str(counts["interrupted"]),
+        "interrupted": str(unfinished(counts)),  # what a re-run resumes: a killed step leaves tasks in_progress
         "session-ids": json.dumps({t.id: t.session_id for t in plan.tasks if t.session_id}),
         "plan-path": plan_path,
         "checkpoint-artifact": checkpoint or "",
@@ -126,14 +125,11 @@ def summary_markdown(plan: Plan, report: dict[str, Any], warnings: list[str], ru
     for warning in warnings:
         lines.append(f"> [!WARNING]\n> {warning}")
     lines += ["", "| Task | Status | Duration | Session | Attempts |", "| --- | --- | --- | --- | --- |"]
-    blocked = blocked_tasks(plan)
+    shown = shown_statuses(plan)
     for task in plan.tasks[:MAX_SUMMARY_ROWS]:
-        seconds = [task_duration(a.started_at, a.ended_at) for a in task.attempts]
-        total = sum(s for s in seconds if s is not None)
-        shown = "blocked" if task.id in blocked else task.status
         history = "; ".join(f"#{a.number} {a.reason}: {a.outcome}" for a in task.attempts)
         lines.append(
-            f"| {_cell(task.id)} | {shown} | {format_duration(total) if task.attempts else ''} | "
+            f"| {_cell(task.id)} | {shown[task.id]} | {format_duration(time_spent(task)) if task.attempts else ''} | "
             f"`{task.session_id or ''}` | {_cell(history)} |"
         )
     if len(plan.tasks) > MAX_SUMMARY_ROWS:

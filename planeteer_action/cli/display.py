@@ -20,7 +20,6 @@ from planeteer_action.engine.events import (
     Event,
     LockTakenOver,
     RunFinished,
-    RunStarted,
     SessionLost,
     TaskActivity,
     TaskBlocked,
@@ -29,7 +28,9 @@ from planeteer_action.engine.events import (
     TaskInterrupted,
     TaskStarted,
 )
-from planeteer_action.plan.model import Plan, parse_time
+from planeteer_action.engine.wording import describe, first_line, format_duration
+from planeteer_action.plan.model import Plan
+from planeteer_action.plan.operations import tally
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -85,7 +86,7 @@ class _Board:
             if row.started is not None:
                 row.elapsed = time.monotonic() - row.started
             if isinstance(event, TaskDone):
-                row.activity = _first_line(event.summary)
+                row.activity = first_line(event.summary)
             else:
                 row.activity = event.error if isinstance(event, TaskFailed) else "session kept for resume"
         elif isinstance(event, TaskBlocked):
@@ -108,17 +109,15 @@ class _Board:
             table.add_row(
                 f"{task_id}",
                 Text(row.status, style=STATUS_STYLE.get(row.status, "")),
-                _duration(elapsed),
+                format_duration(elapsed),
                 row.session_id or "",
                 row.activity.replace("\n", " ")[:200],
             )
         return table
 
     def counts(self) -> str:
-        tally: dict[str, int] = {}
-        for row in self.rows.values():
-            tally[row.status] = tally.get(row.status, 0) + 1
-        return ", ".join(f"{n} {status}" for status, n in sorted(tally.items()))
+        counts = tally(row.status for row in self.rows.values())
+        return ", ".join(f"{n} {status}" for status, n in counts.items() if n)
 
 
 class LiveView:
@@ -155,7 +154,7 @@ class LiveView:
         self._closing = True
         self._live.stop()
         if self._finished is not None:
-            self._console.print(_closing_line(self._finished))
+            self._console.print(describe(self._finished))
 
 
 class LineLog:
@@ -186,59 +185,3 @@ class JsonLines:
 
     def close(self) -> None:
         return None
-
-
-def describe(event: Event) -> str:
-    """One human line per event; the same words in the log, the terminal and the Actions log."""
-    if isinstance(event, RunStarted):
-        return f"run {event.plan_name!r}: {event.total} tasks, up to {event.concurrency} at once"
-    if isinstance(event, LockTakenOver):
-        return f"took over the plan's lock from pid {event.pid} on {event.host} (since {event.since}), which is gone"
-    if isinstance(event, TaskStarted):
-        verb = "resumed" if event.mode == "resume" else "started"
-        return f"task {event.task_id} {verb} in session {event.session_id} ({event.reason})"
-    if isinstance(event, TaskActivity):
-        return f"task {event.task_id}: {event.text}"
-    if isinstance(event, TaskDone):
-        return f"task {event.task_id} done: {_first_line(event.summary)}"
-    if isinstance(event, TaskFailed):
-        return f"task {event.task_id} FAILED: {event.error}"
-    if isinstance(event, TaskInterrupted):
-        return f"task {event.task_id} interrupted; session {event.session_id} kept for resume"
-    if isinstance(event, TaskBlocked):
-        return f"task {event.task_id} blocked: depends on failed {', '.join(event.failed_dependencies)}"
-    if isinstance(event, SessionLost):
-        return f"task {event.task_id}: session {event.session_id} no longer exists; starting afresh"
-    if isinstance(event, RunFinished):
-        return _closing_line(event)
-    return ""
-
-
-def _closing_line(event: RunFinished) -> str:
-    counts = ", ".join(f"{n} {k}" for k, n in event.counts.items() if n)
-    return f"run {event.status}: {counts or 'no tasks'}"
-
-
-def _first_line(text: str) -> str:
-    line = text.strip().splitlines()[0] if text.strip() else ""
-    return line[:160]
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return ""
-    if seconds < 10:
-        return f"{seconds:.1f}s"
-    seconds = int(seconds)
-    return f"{seconds // 60}m{seconds % 60:02d}s" if seconds >= 60 else f"{seconds}s"
-
-
-def task_duration(started_at: str | None, ended_at: str | None) -> float | None:
-    start, end = parse_time(started_at), parse_time(ended_at)
-    if start is None or end is None:
-        return None
-    return (end - start).total_seconds()
-
-
-def format_duration(seconds: float | None) -> str:
-    return _duration(seconds)

@@ -57,6 +57,11 @@ def find_copilot_cli() -> Path:
         ) from None
 
 
+def default_copilot_home() -> Path:
+    """Where the Copilot CLI keeps its sessions and login when none is given: $COPILOT_HOME, else ~/.copilot."""
+    return Path(os.environ.get("COPILOT_HOME") or Path.home() / ".copilot")
+
+
 def cli_version(path: Path) -> str | None:
     """The version the CLI reports (e.g. "1.0.102"), or None if it cannot be run or says nothing usable."""
     try:

@@ -34,6 +34,7 @@ from planeteer_action.engine.prompts import continuation_prompt, holds_task_prom
 from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.plan.graph import blocked_tasks, chain_lengths, ready_tasks
 from planeteer_action.plan.model import Attempt, AttemptOutcome, Plan, Task, utc_now
+from planeteer_action.plan.operations import count_statuses
 
 # A fresh attempt whose id is somehow taken (a hand-edited plan) moves on to the next number this often.
 _MAX_ID_COLLISIONS = 5
@@ -59,17 +60,6 @@ class ExecutorOptions:
 class RunResult:
     status: RunStatus
     counts: dict[str, int]
-
-
-def count_statuses(plan: Plan) -> dict[str, int]:
-    blocked = blocked_tasks(plan)
-    counts = {"done": 0, "failed": 0, "blocked": len(blocked), "interrupted": 0, "pending": 0}
-    for task in plan.tasks:
-        if task.id in blocked:
-            continue
-        key = "interrupted" if task.status == "in_progress" else task.status
-        counts[key] = counts.get(key, 0) + 1
-    return counts
 
 
 class Executor:

@@ -17,7 +17,8 @@ from typing import Literal
 from planeteer_action.engine.agent import Agent, SessionInfo, SessionNotFound
 from planeteer_action.engine.session_ids import belongs_to_plan
 from planeteer_action.engine.sessions import mark_deleted
-from planeteer_action.plan.model import Plan, Recovery, RecoveryChoice, Task, utc_now
+from planeteer_action.plan.model import Plan, Recovery, RecoveryChoice, utc_now
+from planeteer_action.plan.operations import close_attempt
 
 RECOVERY_CHOICES: tuple[RecoveryChoice, ...] = ("resume", "fresh", "cleanup")
 
@@ -78,10 +79,10 @@ async def apply_choice(
         task = plan.task(found.task_id)
         if choice == "resume" and found.state == "resumable":
             task.status = "interrupted"
-            _close_attempt(task, "interrupted")
+            close_attempt(task, "interrupted")
             record.resumed.append(task.id)
         else:
-            _close_attempt(task, "lost" if found.state == "lost" else "superseded")
+            close_attempt(task, "lost" if found.state == "lost" else "superseded")
             task.status = "pending"
             record.restarted.append(task.id)
     if choice == "cleanup":
@@ -105,12 +106,3 @@ async def delete_quietly(agent: Agent, session_id: str) -> None:
     """Delete a session; one that is already gone counts as deleted."""
     with contextlib.suppress(SessionNotFound):
         await agent.delete_session(session_id)
-
-
-def _close_attempt(task: Task, outcome: Literal["interrupted", "lost", "superseded"]) -> None:
-    attempt = task.current_attempt
-    if attempt is None:
-        return
-    if attempt.outcome in ("running", "interrupted"):
-        attempt.outcome = outcome
-        attempt.ended_at = attempt.ended_at or utc_now()

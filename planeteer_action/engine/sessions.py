@@ -15,8 +15,12 @@ from typing import Literal
 from planeteer_action.engine.agent import SessionInfo
 from planeteer_action.engine.session_ids import belongs_to_plan, is_planeteer_session
 from planeteer_action.errors import PlaneteerError
+from planeteer_action.gitinfo import git_context
 from planeteer_action.plan.model import Plan
-from planeteer_action.plan.store import load_plan
+from planeteer_action.plan.store import load_plan, save_plan
+
+# Where the Planeteer TUI keeps a repository's plans.
+PLAN_DIR = ".planeteer"
 
 SessionKind = Literal["live", "orphan", "unknown-plan", "not-planeteer"]
 KIND_LABELS = {
@@ -41,6 +45,38 @@ class ClassifiedSession:
             return None
         stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
         return ((now or datetime.now(UTC)) - stamp).total_seconds()
+
+
+@dataclass(frozen=True)
+class SessionScope:
+    """Where to look for sessions (repository, branch) and which plans' records say whose they are."""
+
+    plan_folder: Path
+    plan_path: Path | None
+    repository: str | None
+    branch: str | None
+
+    @classmethod
+    def of(cls, workdir: Path, plan_path: Path | None, repository: str | None, branch: str | None) -> SessionScope:
+        """Repository and branch default to the checkout's; a bad `plan_path` is refused here, before any work."""
+        if plan_path is not None:
+            load_plan(plan_path)
+        context = git_context(workdir.resolve())
+        return cls(workdir / PLAN_DIR, plan_path, repository or context.repository, branch or context.branch)
+
+    def plan_paths(self) -> list[Path]:
+        """The plans whose sessions are in question: the one asked about, else every plan in the folder."""
+        return [self.plan_path] if self.plan_path is not None else list(discover_plans(self.plan_folder))
+
+    def read_plans(self) -> tuple[dict[Path, Plan], Plan | None]:
+        """Every plan consulted (the folder's, with the one asked about in place of its copy there) and that one."""
+        plans = discover_plans(self.plan_folder)
+        if self.plan_path is None:
+            return plans, None
+        chosen = load_plan(self.plan_path)
+        plans = {path: plan for path, plan in plans.items() if plan.id != chosen.id}
+        plans[self.plan_path] = chosen
+        return plans, chosen
 
 
 def discover_plans(folder: Path) -> dict[Path, Plan]:
@@ -97,6 +133,17 @@ def mark_deleted(plan: Plan, session_ids: set[str]) -> bool:
                 attempt.session_deleted = True
                 changed = True
     return changed
+
+
+def record_deletions(plans: dict[Path, Plan], session_ids: set[str]) -> None:
+    """Note deletions in the attempt histories, so `status` shows them and recovery skips them.
+
+    The caller holds these plans' locks and read them under those locks, so nothing newer is overwritten.
+    """
+    for path, plan in plans.items():
+        if mark_deleted(plan, session_ids):
+            plan.touch()
+            save_plan(plan, path)
 
 
 def _task_of(plan: Plan, session_id: str) -> str | None:
