@@ -46,6 +46,7 @@ from planeteer_action.gitinfo import git_context
 from planeteer_action.plan.graph import blocked_tasks
 from planeteer_action.plan.model import Plan, RecoveryChoice, parse_time
 from planeteer_action.plan.store import PlanLock, load_plan, save_plan
+from planeteer_action.redaction import redact_url
 
 # The Copilot SDK takes half a second to import: only the commands that start the runtime import it
 # (through `runner`), so `validate`, `status` and `retry` answer at once.
@@ -460,7 +461,7 @@ def doctor(plan_path: Path | None, workdir: Path, copilot_home: Path | None, as_
     base_url = os.environ.get("PLANETEER_PROVIDER_BASE_URL")
     if base_url:
         key = "key set" if os.environ.get("PLANETEER_PROVIDER_API_KEY") else "no PLANETEER_PROVIDER_API_KEY"
-        checks.append(("model provider", True, f"BYOK {base_url} ({key})"))
+        checks.append(("model provider", True, f"BYOK {redact_url(base_url)} ({key})"))
     else:
         token_vars = [v for v in ("COPILOT_GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN") if os.environ.get(v)]
         home = copilot_home or Path(os.environ.get("COPILOT_HOME", Path.home() / ".copilot"))

@@ -40,6 +40,7 @@ from planeteer_action.engine.agent import (
     TurnResult,
     TurnTimeout,
 )
+from planeteer_action.redaction import mask
 
 _T = TypeVar("_T")
 
@@ -226,10 +227,7 @@ class CopilotAgent:
 
     def _clean(self, error: BaseException) -> str:
         """One line of an error's text with every configured secret masked."""
-        text = " ".join(str(error).split()) or type(error).__name__
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text[:500]
+        return mask(" ".join(str(error).split()) or type(error).__name__, self._secrets)[:500]
 
 
 class _Turn:
