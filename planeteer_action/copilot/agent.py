@@ -67,6 +67,7 @@ class CopilotAgent:
         model: str | None = None,
         provider: Mapping[str, str] | None = None,
         github_token: str | None = None,
+        process_tag: str | None = None,
     ) -> None:
         self._cli_path = cli_path
         self._copilot_home = copilot_home
@@ -75,7 +76,7 @@ class CopilotAgent:
         self._github_token = github_token
         secrets = (github_token, *((provider or {}).get(key) for key in ("api_key", "bearer_token")))
         self._secrets = [secret for secret in secrets if secret]
-        self.process_tag = uuid.uuid4().hex
+        self.process_tag = process_tag or uuid.uuid4().hex
         """Every process the CLI starts carries this in $PLANETEER_RUNTIME_TAG (see `runtime`)."""
         self._client: CopilotClient | None = None
         self._launcher_dir: Path | None = None
@@ -88,11 +89,11 @@ class CopilotAgent:
             return
         self._launcher_dir = Path(tempfile.mkdtemp(prefix="planeteer-cli-"))
         launcher = runtime.write_detached_launcher(self._cli_path, self._launcher_dir)
+        runtime.hide_own_secrets()
         client = CopilotClient(
             connection=RuntimeConnection.for_stdio(path=str(launcher)),
             base_directory=str(self._copilot_home) if self._copilot_home else None,
-            github_token=self._github_token,
-            env=runtime.tagged_environment(self.process_tag),
+            env=runtime.agent_environment(self.process_tag, self._github_token),
         )
         try:
             await client.start()
