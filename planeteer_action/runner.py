@@ -21,7 +21,12 @@ from urllib.parse import urlsplit, urlunsplit
 
 from planeteer_action.copilot.agent import CopilotAgent
 from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
-from planeteer_action.copilot.runtime import default_copilot_home, find_copilot_cli
+from planeteer_action.copilot.runtime import (
+    default_copilot_home,
+    find_copilot_cli,
+    kill_tagged_processes,
+    plan_process_tag,
+)
 from planeteer_action.engine.agent import Agent
 from planeteer_action.engine.events import Listener, LockTakenOver
 from planeteer_action.engine.executor import Executor, ExecutorOptions
@@ -99,8 +104,15 @@ async def copilot_runtime(
     provider: ProviderSettings | None = None,
     github_token: str | None = None,
     offline: bool = False,
+    process_tag: str | None = None,
 ) -> AsyncIterator[Agent]:
-    """The Copilot CLI (and the offline model behind it when asked), stopped and cleaned up on exit."""
+    """The Copilot CLI (and the offline model behind it when asked), stopped and cleaned up on exit.
+
+    With a `process_tag` (a plan's, taken under its lock), whatever an earlier runtime of that tag left
+    running (a killed run's agents' background commands) is stopped first.
+    """
+    if process_tag is not None:
+        await asyncio.to_thread(kill_tagged_processes, process_tag)
     server = OfflineModelServer() if offline else None
     sdk_provider = provider.as_sdk_config() if provider else None
     if server is not None:
@@ -112,6 +124,7 @@ async def copilot_runtime(
         model=model,
         provider=sdk_provider,
         github_token=github_token,
+        process_tag=process_tag,
     )
     try:
         await agent.start()
@@ -201,6 +214,7 @@ async def _run_locked(
             provider=config.provider,
             github_token=config.github_token,
             offline=config.offline,
+            process_tag=plan_process_tag(config.plan_path),
         )
         async with runtime as agent:
             record_execution(plan, config, context)

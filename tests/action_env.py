@@ -3,9 +3,13 @@
 `Machine` is one runner of one attempt of a job: its own RUNNER_TEMP, HOME and checkout, the GITHUB_*
 variables the runner sets, the runtime token the fake services mint for that attempt, and the INPUT_*
 variables exactly as the runner names them for a composite action's steps (`INPUT_WORKING-DIRECTORY`).
-`Machine.run_action()` runs the action's two steps the way action.yml does: `python -m planeteer_action run`
-and then, as `if: always()`, `python -m planeteer_action finalize`, each with its own GITHUB_OUTPUT and
-GITHUB_STEP_SUMMARY file, as separate processes with the workspace as their working directory.
+`Machine.run_action()` runs the action's steps the way action.yml does: every actions/github-script step in
+order, under node, through `github_script.js` (what that action does with its `script`), the `run` step and
+then, as `if: always()`, the `finalize` step (each of which launches `python -m planeteer_action <step>`
+through launch.js), each with its own GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_ENV file, as separate
+processes with the workspace as their working directory. What a step writes to GITHUB_ENV reaches the
+later steps' environment, as the runner does; the install step's exports (the venv's Python, the CLI) are
+given as if it had run. Other `uses:` steps (setup-python, cache) have nothing to do here.
 
 The environment is built from scratch (nothing of the test process's own GITHUB_*, INPUT_* or ACTIONS_*
 leaks in, which matters when the suite itself runs in GitHub Actions). Every process a step starts, down to
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
 from fakes.github_services import FakeGitHubServices
 from helpers import git, processes_with_env, wait_for
 
@@ -35,6 +40,10 @@ REPO = Path(__file__).resolve().parents[1]
 CLI = Path(os.environ.get("COPILOT_CLI_PATH") or REPO / ".tools/node_modules/.bin/copilot")
 REPOSITORY = "octo-org/planeteer"
 MARKER_ENV = "PLANETEER_ACTION_TEST_MARKER"
+ACTION = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
+GITHUB_SCRIPT = Path(__file__).with_name("github_script.js")
+JOB_TOKEN = "ghs_job-token-of-the-workflow-0123456789"
+"""`github.token`, which github-script's `github-token` input falls back to."""
 _OUTPUT_HEADER = re.compile(r"^([A-Za-z0-9_.-]+)<<(.+)$")
 
 
@@ -143,7 +152,10 @@ class Machine:
     marker: str = field(default_factory=lambda: uuid.uuid4().hex)
     runtime_tokens: list[str] = field(default_factory=list)
     """Every ACTIONS_RUNTIME_TOKEN a step of this machine was given (a secret like the inputs')."""
+    job_env: dict[str, str] = field(default_factory=lambda: {"PLANETEER_PYTHON": sys.executable})
+    """What earlier steps wrote to GITHUB_ENV (here: the install step's export of the venv's Python)."""
     _steps: int = 0
+    _prepared: bool = False
 
     @property
     def runner_temp(self) -> Path:
@@ -203,14 +215,31 @@ class Machine:
         return env
 
     def start(self, step: str) -> tuple[subprocess.Popen[bytes], Path]:
-        """Start a step (`run` or `finalize`) as the runner does; its output goes to files in its folder."""
+        """Start action.yml's step of this id (`run`, `finalize`) as the runner does, after the github-script
+        steps before `run` (once); its output goes to files in its folder."""
+        if not self._prepared:
+            self._prepared = True
+            for earlier in ACTION["runs"]["steps"]:
+                if earlier.get("id") == "run":
+                    break
+                if str(earlier.get("uses", "")).startswith("actions/github-script@"):
+                    self.collect(earlier.get("id") or "script", *self._start_script(earlier), timeout=60)
+        (spec,) = [s for s in ACTION["runs"]["steps"] if s.get("id") == step]
+        return self._start_script(spec)
+
+    def _start_script(self, spec: dict[str, Any]) -> tuple[subprocess.Popen[bytes], Path]:
+        """A github-script step: the runner's environment for a JavaScript step, the job's exports, the
+        step's INPUT_* (from the machine's inputs) and github-script's own inputs."""
         self._steps += 1
-        step_dir = self.root / f"step{self._steps}-{step}"
-        env = self.env(step_dir)
+        step_dir = self.root / f"step{self._steps}-{spec.get('id') or 'script'}"
+        env = {**self.env(step_dir), **self.job_env}
+        with_inputs = spec.get("with", {})
+        env["INPUT_SCRIPT"] = with_inputs["script"].replace("${{ github.action_path }}", str(REPO))
+        env["INPUT_GITHUB-TOKEN"] = self.inputs.get("github-token") or JOB_TOKEN
         with (step_dir / "stdout").open("wb") as out, (step_dir / "stderr").open("wb") as err:
             (step_dir / "started").write_text(str(time.monotonic()))
             process = subprocess.Popen(
-                [sys.executable, "-m", "planeteer_action", step],
+                ["node", str(GITHUB_SCRIPT)],
                 cwd=self.workspace,
                 env=env,
                 stdin=subprocess.DEVNULL,
@@ -219,9 +248,9 @@ class Machine:
             )
         return process, step_dir
 
-    @staticmethod
-    def collect(step: str, process: subprocess.Popen[bytes], step_dir: Path, timeout: float) -> StepResult:
+    def collect(self, step: str, process: subprocess.Popen[bytes], step_dir: Path, timeout: float) -> StepResult:
         code = process.wait(timeout=timeout)
+        self.job_env.update(parse_outputs((step_dir / "github-env").read_text(encoding="utf-8")))
         return StepResult(
             step=step,
             exit_code=code,
@@ -262,7 +291,10 @@ class Machine:
             assert process.poll() is None, "the run step ended before it could be interrupted:\n" + (
                 step_dir / "stdout"
             ).read_text(encoding="utf-8")
-            process.send_signal(signum)
+            # A lost process: the launcher and the Python it started die at once, as with the runner's tree kill.
+            victims = [process.pid, *children(process.pid)] if signum == signal.SIGKILL else [process.pid]
+            for pid in victims:
+                os.kill(pid, signum)
             run = self.collect("run", process, step_dir, timeout=30)
         finally:
             if process.poll() is None:
@@ -281,6 +313,16 @@ class Machine:
 
     def cleanup(self) -> None:
         kill_marked(self.marker)
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of `pid`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError, IndexError):
+            if entry.name.isdigit() and int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(entry.name))
+    return found
 
 
 def marked_processes(marker: str) -> list[int]:

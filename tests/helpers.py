@@ -72,6 +72,16 @@ def processes_with_env(required: Mapping[str, str | None]) -> list[int]:
     return found
 
 
+def environment(pid: int) -> dict[str, str]:
+    """A process's initial environment, or {} when it is gone or not ours to read."""
+    try:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return {}
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {name: value for name, _, value in pairs}
+
+
 def argv(pid: int) -> list[str]:
     """A process's command line, or [] when it has exited since it was listed (shells come and go)."""
     try:

@@ -33,8 +33,10 @@ def test_action_yml_passes_every_input_to_both_steps_as_the_runner_names_them() 
     steps = {step.get("id"): step for step in action["runs"]["steps"]}
     for step_id, command in (("run", "run"), ("finalize", "finalize")):
         step = steps[step_id]
-        # A cancellation's SIGINT must reach Python, not a bash in between.
-        assert step["run"].strip() == f'exec "$PLANETEER_PYTHON" -m planeteer_action {command}'
+        # A JavaScript step holds the runtime token; its launcher forwards a cancellation's SIGINT to Python.
+        assert step["uses"].startswith("actions/github-script@")
+        launcher = "require('${{ github.action_path }}/planeteer_action/action/launch.js')"
+        assert step["with"]["script"].strip() == f"return {launcher}.launch('{command}', core)"
         assert step["env"] == {f"INPUT_{name.upper()}": f"${{{{ inputs.{name} }}}}" for name in sorted(inputs)}
     assert steps["finalize"]["if"] == "always()"
     for name, output in action["outputs"].items():
@@ -85,3 +87,11 @@ def test_the_example_workflow_uses_the_action_with_least_privilege() -> None:
     assert keep["with"]["path"] == f"${{{{ steps.{action_step['id']}.outputs.plan-path }}}}"
     # Its name must not look like a checkpoint's (planeteer-<state>-attempt<N>-seq<N>) and must differ per attempt.
     assert not keep["with"]["name"].startswith("planeteer-") and "github.run_attempt" in keep["with"]["name"]
+
+
+def test_no_step_of_the_action_exports_the_runtime_credentials_to_the_job() -> None:
+    """GITHUB_ENV reaches every later step of the job, the repository's own build scripts included."""
+    text = (REPO / "action.yml").read_text(encoding="utf-8")
+    assert "exportVariable" not in text and "ACTIONS_RUNTIME_TOKEN" not in text
+    for step in load("action.yml")["runs"]["steps"]:
+        assert "GITHUB_ENV" not in step.get("run", "") or "ACTIONS_" not in step.get("run", "")

@@ -1,7 +1,10 @@
-"""What the runner tells a step about where it is: run, attempt, repository, API host, scratch space."""
+"""What the runner tells a step: where it is (run, attempt, repository, API host, scratch space), and the
+step's variables, part of which the launcher (launch.js) hands over through a pipe rather than the environment.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -9,6 +12,33 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planeteer_action.errors import ConfigError
+
+STEP_VARIABLES_FD_ENV = "PLANETEER_STEP_VARIABLES_FD"
+"""Names the pipe that launch.js writes the step's INPUT_* and ACTIONS_* variables to, as one JSON object."""
+
+
+@functools.cache
+def step_variables() -> Mapping[str, str]:
+    """The step's variables: this process's environment, and what the launcher handed over (read once).
+
+    Run without the launcher (`python -m planeteer_action` straight from a step), it is the environment alone.
+    """
+    variables = dict(os.environ)
+    fd_text = variables.pop(STEP_VARIABLES_FD_ENV, None)
+    if fd_text is None:
+        return variables
+    try:
+        with open(int(fd_text), "rb", closefd=True) as pipe:
+            handed = json.loads(pipe.read())
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            f"could not read the step's inputs from the launcher (fd {fd_text}: {error}); run this entrypoint"
+            " through the action's launch.js, or without PLANETEER_STEP_VARIABLES_FD"
+        ) from None
+    if not isinstance(handed, dict):
+        raise ConfigError("the launcher handed over no step variables; run this entrypoint through action.yml")
+    variables.update({str(name): str(value) for name, value in handed.items()})
+    return variables
 
 
 @dataclass(frozen=True)
@@ -25,7 +55,7 @@ class ActionContext:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> ActionContext:
-        env = os.environ if env is None else env
+        env = step_variables() if env is None else env
         missing = [name for name in ("GITHUB_REPOSITORY", "GITHUB_RUN_ID") if not env.get(name)]
         if missing:
             raise ConfigError(

@@ -9,6 +9,7 @@ from typing import cast
 
 from actions_toolkit import core
 
+from planeteer_action.action.context import step_variables
 from planeteer_action.engine.recovery import RECOVERY_CHOICES
 from planeteer_action.engine.wording import parse_duration
 from planeteer_action.errors import ConfigError
@@ -37,7 +38,8 @@ class ActionInputs:
 
 
 def _get(name: str) -> str | None:
-    return core.get_input(name) or None
+    """An input as the runner names it (`INPUT_WORKING-DIRECTORY`), trimmed, as @actions/core reads it."""
+    return step_variables().get(f"INPUT_{name.replace(' ', '_').upper()}", "").strip() or None
 
 
 def mask_secrets() -> None:

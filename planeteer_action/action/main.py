@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +17,7 @@ from typing import Any
 
 from actions_toolkit import core
 
-from planeteer_action.action.context import ActionContext
+from planeteer_action.action.context import ActionContext, step_variables
 from planeteer_action.action.inputs import ActionInputs, mask_secrets, read_inputs
 from planeteer_action.action.report import ActionLog, outputs, set_outputs, summary_markdown
 from planeteer_action.action.uploader import CheckpointSource, CheckpointUploader, UploadRecord
@@ -110,8 +109,8 @@ def run_step() -> int:
     report = {"base_commit": base}
     state.write_report(report)
     source = _source(context, inputs, state_name, state, base)
-    artifacts = ArtifactService.from_env(os.environ)
-    cache = ActionsCache.from_env(os.environ)
+    artifacts = ArtifactService.from_env(step_variables())
+    cache = ActionsCache.from_env(step_variables())
     for warning in _warnings(context, inputs):
         core.warning(warning)
     if artifacts is None:
@@ -182,10 +181,12 @@ def finalize_step() -> int:
     except PlaneteerError:
         return 0  # the run step has already reported the bad input
     report = state.read_report()
-    artifacts = ArtifactService.from_env(os.environ)
+    artifacts = ArtifactService.from_env(step_variables())
     if artifacts is not None:
         source = _source(context, inputs, state_name, state, report.get("base_commit"))
-        uploader = CheckpointUploader(source, artifacts, ActionsCache.from_env(os.environ), state.uploads, core.warning)
+        uploader = CheckpointUploader(
+            source, artifacts, ActionsCache.from_env(step_variables()), state.uploads, core.warning
+        )
         try:
             if uploader.upload_if_changed():
                 core.info("uploaded the final checkpoint")

@@ -15,6 +15,7 @@ from planeteer_action.copilot.runtime import cli_version, default_copilot_home, 
 from planeteer_action.errors import EXIT_BAD_INPUT, EXIT_OK, PlaneteerError
 from planeteer_action.gitinfo import git_context
 from planeteer_action.plan.store import load_plan
+from planeteer_action.redaction import redact_url
 
 _TOKEN_VARIABLES = ("COPILOT_GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN")
 
@@ -69,7 +70,7 @@ def _credentials(copilot_home: Path | None) -> Check:
     base_url = os.environ.get("PLANETEER_PROVIDER_BASE_URL")
     if base_url:
         key = "key set" if os.environ.get("PLANETEER_PROVIDER_API_KEY") else "no PLANETEER_PROVIDER_API_KEY"
-        return Check("model provider", True, f"BYOK {base_url} ({key})")
+        return Check("model provider", True, f"BYOK {redact_url(base_url)} ({key})")
     token_vars = [name for name in _TOKEN_VARIABLES if os.environ.get(name)]
     if token_vars:
         return Check("authentication", True, f"token from {token_vars[0]}")

@@ -38,6 +38,7 @@ from planeteer_action.engine.agent import (
     TurnResult,
     TurnTimeout,
 )
+from planeteer_action.redaction import mask
 
 _T = TypeVar("_T")
 
@@ -82,6 +83,7 @@ class CopilotAgent:
         provider: Mapping[str, str] | None = None,
         github_token: str | None = None,
         on_sdk_call: Callable[[SdkCallTiming], None] | None = None,
+        process_tag: str | None = None,
     ) -> None:
         """`on_sdk_call`, if given, hears the timing of every SDK call a turn makes (the benchmarks use it)."""
         self._cli_path = cli_path
@@ -92,7 +94,7 @@ class CopilotAgent:
         self._github_token = github_token
         secrets = (github_token, *((provider or {}).get(key) for key in ("api_key", "bearer_token")))
         self._secrets = [secret for secret in secrets if secret]
-        self.process_tag = uuid.uuid4().hex
+        self.process_tag = process_tag or uuid.uuid4().hex
         """Every process the CLI starts carries this in $PLANETEER_RUNTIME_TAG (see `runtime`)."""
         self._client: CopilotClient | None = None
         self._launcher_dir: Path | None = None
@@ -105,11 +107,11 @@ class CopilotAgent:
             return
         self._launcher_dir = Path(tempfile.mkdtemp(prefix="planeteer-cli-"))
         launcher = runtime.write_detached_launcher(self._cli_path, self._launcher_dir)
+        runtime.hide_own_secrets()
         client = CopilotClient(
             connection=RuntimeConnection.for_stdio(path=str(launcher)),
             base_directory=str(self._copilot_home) if self._copilot_home else None,
-            github_token=self._github_token,
-            env=runtime.tagged_environment(self.process_tag),
+            env=runtime.agent_environment(self.process_tag, self._github_token),
         )
         try:
             await client.start()
@@ -271,10 +273,7 @@ class CopilotAgent:
 
     def _clean(self, error: BaseException) -> str:
         """One line of an error's text with every configured secret masked."""
-        text = " ".join(str(error).split()) or type(error).__name__
-        for secret in self._secrets:
-            text = text.replace(secret, "***")
-        return text[:500]
+        return mask(" ".join(str(error).split()) or type(error).__name__, self._secrets)[:500]
 
 
 def session_name(name: str) -> str:

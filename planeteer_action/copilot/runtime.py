@@ -1,4 +1,5 @@
-"""Finding the Copilot CLI, launching it out of reach of the terminal's Ctrl-C, and cleaning up after it.
+"""Finding the Copilot CLI, launching it out of reach of the terminal's Ctrl-C and of planeteer's secrets,
+and cleaning up after it.
 
 Why the launcher: the SDK starts the CLI in the host's process group, so a Ctrl-C in the terminal reaches
 the CLI too, which then refuses the host's clean `abort()`. The launcher puts the CLI in its own session.
@@ -6,12 +7,20 @@ the CLI too, which then refuses the host's clean `abort()`. The launcher puts th
 Why the tag: the CLI runs each bash tool command in a session of its own, and a command left running in the
 background is re-parented to init when its shell ends, so neither the process tree nor the CLI's session
 id finds it later. Every process the CLI starts inherits its environment, so a unique value in it
-(`PROCESS_TAG_ENV`) finds them all.
+(`PROCESS_TAG_ENV`) finds them all. A run's tag is derived from its plan file, so the next run of that plan
+can stop what a killed run's agents left running.
+
+Why the environment: every agent's shell inherits the CLI's environment, and any process of the same user
+can read another's initial environment in /proc/<pid>/environ. So the CLI gets planeteer's environment
+without its secrets (the BYOK key travels in the session config instead), the Copilot token only as
+COPILOT_GITHUB_TOKEN (the one variable the CLI keeps from its shells), and planeteer hides its own.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import hashlib
 import os
 import re
 import shlex
@@ -20,6 +29,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from planeteer_action.engine.agent import AgentError
@@ -27,9 +37,23 @@ from planeteer_action.engine.agent import AgentError
 PINNED_CLI_VERSION = "1.0.102"
 INSTALL_COMMAND = f"npm install -g @github/copilot@{PINNED_CLI_VERSION}"
 PROCESS_TAG_ENV = "PLANETEER_RUNTIME_TAG"
+COPILOT_TOKEN_VARIABLES = ("COPILOT_GITHUB_TOKEN", "GH_TOKEN", "GITHUB_TOKEN")
+"""Where the Copilot CLI looks for its token, first first."""
+SECRET_VARIABLES = (
+    *COPILOT_TOKEN_VARIABLES,
+    "COPILOT_SDK_AUTH_TOKEN",
+    "GH_ENTERPRISE_TOKEN",
+    "GITHUB_ENTERPRISE_TOKEN",
+    "PLANETEER_PROVIDER_API_KEY",
+)
+SECRET_PREFIXES = ("INPUT_", "ACTIONS_")
+"""A step's inputs (`state-key`, ...) and the runner's own credentials (`ACTIONS_RUNTIME_TOKEN`, ...)."""
 
 _VERSION = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?")
 _LAUNCHER_NAME = "copilot-detached"
+_PR_SET_DUMPABLE = 4
+_ENV_START_FIELD = 47
+"""/proc/<pid>/stat's env_start (field 50, counted after the command name's closing parenthesis)."""
 
 
 def find_copilot_cli() -> Path:
@@ -90,9 +114,67 @@ def write_detached_launcher(cli: Path, directory: Path) -> Path:
     return launcher
 
 
-def tagged_environment(tag: str) -> dict[str, str]:
-    """The environment for a CLI whose every descendant must be findable by `tag`."""
-    return {**os.environ, PROCESS_TAG_ENV: tag}
+def is_secret_variable(name: str) -> bool:
+    return name in SECRET_VARIABLES or name.startswith(SECRET_PREFIXES)
+
+
+def copilot_token(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
+    """The token the CLI authenticates with: the one given, else the first the CLI itself would read."""
+    env = os.environ if env is None else env
+    return explicit or next((env[name] for name in COPILOT_TOKEN_VARIABLES if env.get(name)), None)
+
+
+def agent_environment(tag: str, github_token: str | None) -> dict[str, str]:
+    """The CLI's environment, which every agent command inherits: planeteer's, less its secrets, tagged.
+
+    The Copilot token goes in as COPILOT_GITHUB_TOKEN, which the CLI reads and removes from its shells'
+    environment (the SDK's own `github_token` option would put it in COPILOT_SDK_AUTH_TOKEN, which it keeps).
+    """
+    env = {name: value for name, value in os.environ.items() if not is_secret_variable(name)}
+    token = copilot_token(github_token)
+    if token:
+        env["COPILOT_GITHUB_TOKEN"] = token
+    env[PROCESS_TAG_ENV] = tag
+    return env
+
+
+def hide_own_secrets() -> None:
+    """Make this process's secrets unreadable by the agents it is about to start (same user, so /proc).
+
+    Non-dumpable: /proc/<pid>/environ and /proc/<pid>/mem become unreadable to other processes of the user.
+    That does not stop a reader with CAP_SYS_PTRACE (root in a container), so the secret values in the
+    initial environment block that /proc/<pid>/environ shows are also overwritten in place. os.environ is
+    a copy made at start, so planeteer itself still reads them.
+    """
+    if sys.platform != "linux":
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        _blank_initial_environment(is_secret_variable)
+
+
+def _blank_initial_environment(hide: Callable[[str], bool]) -> None:
+    """Overwrite with 'x' the values of the variables `hide` picks in this process's initial environment."""
+    stat = Path("/proc/self/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()
+    start, end = int(fields[_ENV_START_FIELD]), int(fields[_ENV_START_FIELD + 1])
+    with open("/proc/self/mem", "r+b", buffering=0) as memory:
+        memory.seek(start)
+        block = memory.read(end - start)
+        offset = 0
+        for entry in block.split(b"\0"):
+            name, equals, value = entry.partition(b"=")
+            if equals and value and hide(name.decode("utf-8", "replace")):
+                memory.seek(start + offset + len(name) + 1)
+                memory.write(b"x" * len(value))
+            offset += len(entry) + 1
+
+
+def plan_process_tag(plan_path: Path) -> str:
+    """The tag of the agents of runs of this plan file: the same for every run of it, and only of it."""
+    digest = hashlib.sha256(str(plan_path.resolve()).encode("utf-8")).hexdigest()[:32]
+    return f"plan-{digest}"
 
 
 def tagged_processes(tag: str) -> list[int]:

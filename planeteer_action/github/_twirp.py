@@ -19,9 +19,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar, Self
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import requests
+
+from planeteer_action.redaction import mask, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +46,9 @@ class ServiceError(Exception):
         self.code = code
 
 
-def redact_url(url: str) -> str:
-    """Where a URL points, without credentials, query string or fragment."""
-    parts = urlsplit(url)
-    bare = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
-    return f"{bare}?<redacted>" if parts.query else bare
-
-
 def scrub(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` made fit for a one-line message: known secrets masked, URL queries cut, no line breaks."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    text = _URL_WITH_QUERY.sub(r"\1?<redacted>", text)
+    text = _URL_WITH_QUERY.sub(r"\1?<redacted>", mask(text, secrets))
     return " ".join(text.split())[:400]
 
 
