@@ -12,6 +12,7 @@ import contextlib
 import os
 import signal
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,15 @@ def test_no_secret_of_planeteer_reaches_an_agent_its_transcript_or_proc(tmp_path
 def sleepers() -> list[int]:
     """This suite's live `sleep 600` processes."""
     return [pid for pid in suite_processes() if argv(pid) == ["sleep", "600"]]
+
+
+@pytest.fixture
+def decoys(tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for process in started:
+        process.kill()
+        process.wait()
 
 
 def test_the_next_run_stops_what_a_killed_runs_agents_left_and_nothing_else(
