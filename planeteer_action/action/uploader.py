@@ -22,8 +22,9 @@ from planeteer_action.errors import PlaneteerError
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
+from planeteer_action.plan.lock import lock_path
 from planeteer_action.plan.model import Plan, utc_now
-from planeteer_action.plan.store import lock_path, markdown_path, write_atomic
+from planeteer_action.plan.store import markdown_path, write_atomic
 
 Warn = Callable[[str], None]
 # Older checkpoints of an attempt are deleted once a newer one is finalized; a few stay as a margin.

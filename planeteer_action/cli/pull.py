@@ -16,7 +16,8 @@ from planeteer_action.engine.sessions import PLAN_DIR
 from planeteer_action.errors import EXIT_TASKS_FAILED, PlaneteerError
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.run_artifacts import RunArtifacts
-from planeteer_action.plan.store import PlanLock, load_plan, save_plan
+from planeteer_action.plan.lock import PlanLock
+from planeteer_action.plan.store import load_plan, save_plan
 
 
 @dataclass(frozen=True)
