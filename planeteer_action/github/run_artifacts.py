@@ -17,7 +17,8 @@ import requests
 from github import Auth, Github, GithubException
 from github.GithubRetry import GithubRetry
 
-from planeteer_action.github._twirp import RETRYABLE_STATUSES, HttpTransport, RetryPolicy, ServiceError, get_blob
+from planeteer_action.github._twirp import RETRYABLE_STATUSES, HttpTransport, RetryPolicy, ServiceError
+from planeteer_action.github.blob_storage import get_blob
 
 DEFAULT_API_URL = "https://api.github.com"
 DEFAULT_MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
