@@ -744,6 +744,7 @@ def pull(
     """
     from planeteer_action.checkpoints.naming import default_state_name, states_in
     from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
+    from planeteer_action.github.cache import ActionsCache
     from planeteer_action.github.run_artifacts import RunArtifacts
 
     token = os.environ.get("GITHUB_TOKEN") or os.environ.get("GH_TOKEN")
@@ -769,7 +770,8 @@ def pull(
             os.environ.get("PLANETEER_STATE_KEY") or None,
             apply_work=apply_changes,
         )
-        restored = restore_checkpoint(state, run_id, plan_id, rest, None, target, warnings.append)
+        cache = ActionsCache.from_env(os.environ)  # the cache copy, when pulling from a workflow step
+        restored = restore_checkpoint(state, run_id, plan_id, rest, cache, target, warnings.append)
         if restored is None:
             raise PlaneteerError("; ".join(warnings) or f"no checkpoint found in run {run_id}")
         pulled = load_plan(staging)
