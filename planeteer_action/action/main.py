@@ -26,6 +26,7 @@ from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoi
 from planeteer_action.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PlaneteerError
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.artifacts import ArtifactService
+from planeteer_action.github.availability import services
 from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifacts
 from planeteer_action.gitinfo import git
@@ -113,11 +114,8 @@ def run_step() -> int:
     cache = ActionsCache.from_env(step_variables())
     for warning in _warnings(context, inputs):
         core.warning(warning)
-    if artifacts is None:
-        core.warning(
-            "ACTIONS_RUNTIME_TOKEN is not available: checkpoints will not be uploaded, so a re-run "
-            "cannot resume (use this repository's action.yml, which makes the token available)"
-        )
+    for note in services(step_variables()).notes:  # said once here, and again in the job summary
+        core.warning(note)
     resume_run = inputs.resume_from_run or (context.run_id if context.run_attempt > 1 else None)
     restored = None
     if resume_run is not None:
@@ -207,7 +205,8 @@ def finalize_step() -> int:
     )
     if context.summary_file is not None:
         with context.summary_file.open("a", encoding="utf-8") as summary:
-            summary.write(summary_markdown(plan, report, _warnings(context, inputs), context.run_url))
+            notes = [*_warnings(context, inputs), *services(step_variables()).notes]
+            summary.write(summary_markdown(plan, report, notes, context.run_url))
     return 0
 
 
