@@ -24,8 +24,8 @@ from planeteer_action.copilot.offline_model import OfflineModelServer, find_task
 from planeteer_action.copilot.runtime import tagged_processes
 from planeteer_action.engine.events import Event, TaskDone, TaskStarted
 from planeteer_action.engine.executor import Executor, ExecutorOptions
-from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.plan.model import Plan
+from planeteer_action.plan.session_ids import session_id_for
 from planeteer_action.plan.store import save_plan
 
 FIG = "2"

@@ -27,8 +27,8 @@ from planeteer_action.copilot.agent import CopilotAgent
 from planeteer_action.copilot.offline_model import OfflineModelServer, provider_config
 from planeteer_action.engine.agent import TurnRequest
 from planeteer_action.engine.recovery import inspect
-from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.plan.model import Plan
+from planeteer_action.plan.session_ids import session_id_for
 
 FIG = "5"
 _T = TypeVar("_T")

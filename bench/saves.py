@@ -11,8 +11,8 @@ from typing import Any
 
 from bench.common import BENCH_BRANCH, BENCH_REPOSITORY, Sizes, filesystem_of, plan_dict, random_dag, scratch
 from bench.report import Results, ms, p95, progress
-from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.plan.model import Plan
+from planeteer_action.plan.session_ids import session_id_for
 from planeteer_action.plan.store import (
     PlanWriter,
     load_plan,

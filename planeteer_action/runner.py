@@ -103,7 +103,7 @@ def check_config(config: RunConfig) -> None:
 
 
 @contextlib.asynccontextmanager
-async def copilot_runtime(
+async def agent_runtime(
     copilot_home: Path | None,
     *,
     model: str | None = None,
@@ -195,7 +195,7 @@ async def _run_locked(
     context = git_context(config.working_directory)
     interrupts = _Interrupts(saver, plan)
     try:
-        runtime = copilot_runtime(
+        runtime = agent_runtime(
             config.copilot_home,
             model=config.model,
             provider=config.provider,

@@ -24,9 +24,9 @@ from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import cache_key
 from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
 from planeteer_action.engine.events import RunFinished, TaskDone, TaskStarted
-from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
+from planeteer_action.plan.session_ids import session_id_for
 
 RUN = 5150
 

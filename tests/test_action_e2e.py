@@ -37,9 +37,9 @@ from planeteer_action.checkpoints.archive import build_checkpoint
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, cache_key
 from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, note_path
-from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
+from planeteer_action.plan.session_ids import session_id_for
 
 pytestmark = [
     pytest.mark.integration,

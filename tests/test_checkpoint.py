@@ -28,7 +28,7 @@ from planeteer_action.checkpoints.errors import (
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, parse_artifact_name
 from planeteer_action.checkpoints.zip_io import Limits
-from planeteer_action.engine.session_ids import session_id_for
+from planeteer_action.plan.session_ids import session_id_for
 
 PLAN_ID = "plan-123"
 KEY = "correct horse battery staple"

@@ -12,7 +12,7 @@ from harness import API_KEY, Workspace, make_workspace, runtime_processes
 from helpers import wait_for
 
 from planeteer_action.copilot.offline_model import OfflineModelServer
-from planeteer_action.engine.session_ids import session_id_for
+from planeteer_action.plan.session_ids import session_id_for
 
 pytestmark = pytest.mark.integration
 

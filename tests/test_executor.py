@@ -16,9 +16,9 @@ from planeteer_action.engine.agent import TurnRequest, TurnResult
 from planeteer_action.engine.events import Event, TaskBlocked, TaskInterrupted, TaskStarted
 from planeteer_action.engine.executor import Executor, ExecutorOptions
 from planeteer_action.engine.prompts import continuation_prompt, task_prompt
-from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.errors import PlanSaveFailed
 from planeteer_action.plan.model import Attempt, Plan
+from planeteer_action.plan.session_ids import session_id_for
 from planeteer_action.plan.store import BackgroundPlanWriter, load_plan, plan_json, save_plan
 
 

@@ -26,7 +26,7 @@ from helpers import argv, git, wait_for
 from planeteer_action.copilot.agent import CopilotAgent
 from planeteer_action.copilot.offline_model import OfflineModelServer, provider_config
 from planeteer_action.engine.agent import TurnRequest
-from planeteer_action.engine.session_ids import session_id_for
+from planeteer_action.plan.session_ids import session_id_for
 
 pytestmark = pytest.mark.integration
 

@@ -10,8 +10,8 @@ from memory_agent import MemoryAgent
 
 from planeteer_action.engine.agent import AgentError, SessionNotFound
 from planeteer_action.engine.recovery import apply_choice, delete_quietly, inspect
-from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.plan.model import Attempt, AttemptOutcome, Execution, Plan
+from planeteer_action.plan.session_ids import session_id_for
 
 PLAN_ID = "plan-r"
 

@@ -10,9 +10,9 @@ from click.testing import CliRunner
 
 from planeteer_action.cli.main import main
 from planeteer_action.engine.agent import SessionInfo
-from planeteer_action.engine.session_ids import belongs_to_plan, is_planeteer_session, session_id_for, task_slug
 from planeteer_action.engine.sessions import classify, cleanup_candidates
 from planeteer_action.plan.model import Attempt, Plan
+from planeteer_action.plan.session_ids import belongs_to_plan, is_planeteer_session, session_id_for, task_slug
 from planeteer_action.plan.store import load_plan, save_plan
 
 

@@ -17,10 +17,10 @@ from memory_agent import MemoryAgent
 import planeteer_action.runner
 from planeteer_action.cli.main import main
 from planeteer_action.engine.agent import SessionInfo
-from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.errors import PlanLocked
 from planeteer_action.plan.lock import PlanLock
 from planeteer_action.plan.model import Attempt
+from planeteer_action.plan.session_ids import session_id_for
 from planeteer_action.plan.store import load_plan, save_plan
 
 PLAN_ID = "plan-1732492800000"
@@ -47,7 +47,7 @@ def agent(monkeypatch: pytest.MonkeyPatch) -> ListingAgent:
     async def runtime(copilot_home: Path | None, **_: object) -> AsyncIterator[MemoryAgent]:
         yield memory
 
-    monkeypatch.setattr(planeteer_action.runner, "copilot_runtime", runtime)
+    monkeypatch.setattr(planeteer_action.runner, "agent_runtime", runtime)
     return memory
 
 

@@ -16,7 +16,7 @@ from harness import PLANETEER, Workspace, copilot_cli, interrupt, make_workspace
 from helpers import wait_for
 
 from planeteer_action.copilot.offline_model import OfflineModelServer
-from planeteer_action.engine.session_ids import session_id_for
+from planeteer_action.plan.session_ids import session_id_for
 
 pytestmark = pytest.mark.integration
 

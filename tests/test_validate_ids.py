@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from planeteer_action.cli.main import main
-from planeteer_action.engine.session_ids import belongs_to_plan, session_id_for
+from planeteer_action.plan.session_ids import belongs_to_plan, session_id_for
 from planeteer_action.plan.store import load_plan
 
 PLAN_ID = "plan-ids"

@@ -37,8 +37,8 @@ from planeteer_action.checkpoints.patch_safety import link_outside_checkout, pat
 from planeteer_action.checkpoints.sealing import PUBLIC_MANIFEST, SEALED, seal, unseal
 from planeteer_action.checkpoints.session_files import StagedSessions, check_session_tree, read_session_folder
 from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS, Limits, check_totals, open_zip, read_members, write_zip
-from planeteer_action.engine.session_ids import belongs_to_plan, is_planeteer_session
 from planeteer_action.plan.model import Plan
+from planeteer_action.plan.session_ids import belongs_to_plan, is_planeteer_session
 
 
 @dataclass(frozen=True)

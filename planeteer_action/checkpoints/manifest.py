@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from planeteer_action.checkpoints.errors import CheckpointInvalid
-from planeteer_action.engine.session_ids import plan_fingerprint
+from planeteer_action.plan.session_ids import plan_fingerprint
 
 FORMAT = 1
 MANIFEST = "manifest.json"

@@ -94,10 +94,10 @@ def with_agent(copilot_home: Path | None, work: Callable[[Agent], Awaitable[T]])
     """Run `work` on a started Copilot runtime, stopped afterwards whatever happens."""
     # The Copilot SDK takes half a second to import: only commands that start the runtime pay for it.
     with loading():
-        from planeteer_action.runner import copilot_runtime
+        from planeteer_action.runner import agent_runtime
 
     async def go() -> T:
-        async with copilot_runtime(copilot_home.resolve() if copilot_home else None) as agent:
+        async with agent_runtime(copilot_home.resolve() if copilot_home else None) as agent:
             return await work(agent)
 
     return asyncio.run(go())

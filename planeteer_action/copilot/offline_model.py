@@ -32,7 +32,7 @@ from types import TracebackType
 from typing import Any
 
 from planeteer_action.engine.prompts import TASK_MARKER
-from planeteer_action.engine.session_ids import task_slug
+from planeteer_action.plan.session_ids import task_slug
 
 OFFLINE_MODEL = "planeteer-offline"
 NOTES_DIR = "planeteer-notes"

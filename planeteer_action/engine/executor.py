@@ -31,10 +31,10 @@ from planeteer_action.engine.events import (
     TaskStarted,
 )
 from planeteer_action.engine.prompts import continuation_prompt, holds_task_prompt, task_prompt
-from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.plan.graph import blocked_tasks, chain_lengths, ready_tasks
 from planeteer_action.plan.model import Attempt, AttemptOutcome, Plan, Task, utc_now
 from planeteer_action.plan.operations import count_statuses
+from planeteer_action.plan.session_ids import session_id_for
 
 # A fresh attempt whose id is somehow taken (a hand-edited plan) moves on to the next number this often.
 _MAX_ID_COLLISIONS = 5

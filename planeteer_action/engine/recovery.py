@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from typing import Literal
 
 from planeteer_action.engine.agent import Agent, SessionInfo, SessionNotFound
-from planeteer_action.engine.session_ids import belongs_to_plan
 from planeteer_action.engine.sessions import mark_deleted
 from planeteer_action.plan.model import Plan, Recovery, RecoveryChoice, utc_now
 from planeteer_action.plan.operations import close_attempt
+from planeteer_action.plan.session_ids import belongs_to_plan
 
 RECOVERY_CHOICES: tuple[RecoveryChoice, ...] = ("resume", "fresh", "cleanup")
 

@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import Literal
 
 from planeteer_action.engine.agent import SessionInfo
-from planeteer_action.engine.session_ids import belongs_to_plan, is_planeteer_session
 from planeteer_action.errors import PlaneteerError
 from planeteer_action.gitinfo import git_context
 from planeteer_action.plan.model import Plan
+from planeteer_action.plan.session_ids import belongs_to_plan, is_planeteer_session
 from planeteer_action.plan.store import load_plan, save_plan
 
 # Where the Planeteer TUI keeps a repository's plans.

@@ -6,9 +6,9 @@ from __future__ import annotations
 import unicodedata
 from collections import Counter
 
-from planeteer_action.engine.session_ids import is_task_session, session_id_for, task_slug
 from planeteer_action.errors import PlanInvalid
 from planeteer_action.plan.model import Plan, Task
+from planeteer_action.plan.session_ids import is_task_session, session_id_for, task_slug
 
 # Tasks in these states are resumed in the session their `sessionId` names.
 _RESUMED_STATES = ("in_progress", "interrupted")
