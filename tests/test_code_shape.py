@@ -36,7 +36,7 @@ def part_of(path: Path) -> str:
 
 def imported(path: Path) -> set[str]:
     """Absolute names of the modules `path` imports."""
-    names = set()
+    names: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)

@@ -80,7 +80,7 @@ def test_a_failed_write_is_one_line_and_leaves_the_plan_whole(tmp_path: Path, mo
     def refused(src: str, dst: str) -> None:
         raise PermissionError(errno.EPERM, os.strerror(errno.EPERM), dst)
 
-    monkeypatch.setattr(store.os, "replace", refused)  # the rename, as an immutable folder refuses it
+    monkeypatch.setattr(os, "replace", refused)  # the rename, as an immutable folder refuses it
 
     async def scenario() -> None:
         saver = BackgroundPlanWriter(path)

@@ -6,7 +6,6 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
 
 from actions_toolkit import core
 
@@ -81,7 +80,7 @@ def read_inputs(variables: Mapping[str, str], workspace: Path) -> ActionInputs:
         model=_get(variables, "model"),
         concurrency=int(concurrency_text),
         task_timeout=parse_duration(_get(variables, "task-timeout") or "10m", "input `task-timeout`"),
-        on_interrupted=cast(RecoveryChoice, choice),
+        on_interrupted=choice,
         provider_base_url=_get(variables, "provider-base-url"),
         provider_type=provider_type,
         offline=offline_text == "true",

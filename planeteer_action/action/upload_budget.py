@@ -27,7 +27,7 @@ class UploadBudget:
         """The least time between the previous upload and the next one that is not final."""
         if used < self.free:
             return 0.0
-        return self.first_interval * 2 ** ((used - self.free) // self.doubling_every)
+        return self.first_interval * 2.0 ** ((used - self.free) // self.doubling_every)
 
     def wait(self, used: int, since_last: float, *, final: bool) -> float | None:
         """How long an upload requested now must still wait, or None when the budget allows no more of its kind.
