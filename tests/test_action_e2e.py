@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from action_env import CLI, ActionRun, Machine, checkout, make_origin, parse_outputs, read_json
+from action_env import CLI, ActionRun, Machine, parse_outputs, read_json
+from action_repository import checkout, make_origin
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fakes.github_services import FakeGitHubServices
 from helpers import git
