@@ -1,6 +1,7 @@
 # Two commands do all of the set-up on a fresh clone:
 #   make demo   creates .venv, installs the pinned Copilot CLI if missing, runs examples/demo-plan.json offline
 #   make test   the whole test suite (unit + integration on the real Copilot CLI)
+#   make interop  only the interop tests with GitHub's official JS clients (npm-installed into .interop/)
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
@@ -12,7 +13,7 @@ LOCAL_COPILOT := $(TOOLS)/node_modules/.bin/copilot
 export COPILOT_CLI_PATH ?= $(shell command -v copilot 2>/dev/null || echo $(CURDIR)/$(LOCAL_COPILOT))
 DEMO := demo
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test interop lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +39,10 @@ demo: setup
 test: setup
 	$(PY) -m pytest
 
+# tests/test_interop.py installs @actions/artifact and @actions/cache into .interop/ on first use.
+interop: setup
+	$(PY) -m pytest -q tests/test_interop.py
+
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -47,4 +52,4 @@ bench: setup
 	$(PY) -m bench
 
 clean:
-	rm -rf $(VENV) $(TOOLS) $(DEMO) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) $(TOOLS) $(DEMO) .interop .pytest_cache .mypy_cache .ruff_cache *.egg-info

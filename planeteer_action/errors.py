@@ -22,6 +22,11 @@ class PlanLocked(PlaneteerError):
     """Another live executor owns the plan."""
 
 
+class PlanUnwritable(PlaneteerError):
+    """The plan could not be saved where it is (no permission, a read-only or immutable file or folder, a
+    linked lock file): refused before anything changed."""
+
+
 class ConfigError(PlaneteerError):
     """An option, environment variable or action input is wrong."""
 

@@ -13,10 +13,12 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
+import threading
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 from planeteer_action.copilot.agent import CopilotAgent
@@ -31,14 +33,18 @@ from planeteer_action.engine.agent import Agent
 from planeteer_action.engine.events import Listener, LockTakenOver
 from planeteer_action.engine.executor import Executor, ExecutorOptions
 from planeteer_action.engine.recovery import RecoveryReport, apply_choice, inspect
-from planeteer_action.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, ConfigError
+from planeteer_action.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, ConfigError, PlanSaveFailed
 from planeteer_action.gitinfo import GitContext, git_context
+from planeteer_action.plan.lock import PlanLock
 from planeteer_action.plan.model import Execution, Plan, Recovery, RecoveryChoice, utc_now
 from planeteer_action.plan.operations import count_statuses
-from planeteer_action.plan.store import BackgroundPlanWriter, PlanLock, load_plan
+from planeteer_action.plan.store import BackgroundPlanWriter, load_plan
 
 # The Actions runner sends SIGTERM 7.5 s after SIGINT; a clean stop must be well inside that.
 STOP_GRACE_SECONDS = 4.0
+# Past this, the process exits whatever its event loop is doing (a forced exit's own save is bounded
+# too): a person's Ctrl-C always ends the run within 5 s.
+HARD_EXIT_SECONDS = 4.8
 
 ChooseRecovery = Callable[[RecoveryReport], RecoveryChoice]
 
@@ -186,27 +192,8 @@ async def _run_locked(
     choose: ChooseRecovery | None,
 ) -> RunOutcome:
     saver = BackgroundPlanWriter(config.plan_path)
-
     context = git_context(config.working_directory)
-    loop = asyncio.get_running_loop()
-    main = asyncio.current_task()
-    executor: Executor | None = None
-    signals = 0
-    deadline: asyncio.TimerHandle | None = None
-
-    def on_signal() -> None:
-        nonlocal signals, deadline
-        signals += 1
-        if signals > 1:
-            _force_exit(executor, saver, plan)
-        if executor is not None:
-            executor.interrupt()
-        elif main is not None:
-            main.cancel()
-        deadline = loop.call_later(STOP_GRACE_SECONDS, lambda: _force_exit(executor, saver, plan))
-
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, on_signal)
+    interrupts = _Interrupts(saver, plan)
     try:
         runtime = copilot_runtime(
             config.copilot_home,
@@ -231,27 +218,66 @@ async def _run_locked(
                 concurrency=config.concurrency,
                 quiet_timeout=config.task_timeout,
             )
-            executor = Executor(plan, agent, options, saver, listeners)
+            executor = interrupts.executor = Executor(plan, agent, options, saver, listeners)
             result = await executor.run()
             return RunOutcome(result.status, result.counts, plan, recovery)
     except asyncio.CancelledError:
         # Interrupted before any task ran: the plan on disk is as it was (or as recovery saved it).
         return RunOutcome("interrupted", count_statuses(plan), plan)
     finally:
-        if deadline is not None:
-            deadline.cancel()
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(signum)
-        saver.close()
+        interrupts.close()
 
 
-def _force_exit(executor: Executor | None, saver: BackgroundPlanWriter, plan: Plan) -> None:
-    """Second signal, or a stop past its grace period: save what is known and leave now.
-
-    The Copilot CLI runs in its own session; its stdin closes with us and it shuts its children down.
+class _Interrupts:
+    """SIGINT and SIGTERM during a run. The first stops it cleanly; a second, or a clean stop still going
+    after STOP_GRACE_SECONDS, saves what is known and exits; HARD_EXIT_SECONDS after the first, the process
+    exits whatever its event loop is doing.
     """
-    if executor is not None:
-        executor.mark_running_interrupted()
-    else:
-        saver.save_blocking(plan, None)
-    os._exit(EXIT_INTERRUPTED)
+
+    def __init__(self, saver: BackgroundPlanWriter, plan: Plan) -> None:
+        self.executor: Executor | None = None
+        self._saver = saver
+        self._plan = plan
+        self._loop = asyncio.get_running_loop()
+        self._main = asyncio.current_task()
+        self._signals = 0
+        self._deadline: asyncio.TimerHandle | None = None
+        self._last_resort = threading.Timer(HARD_EXIT_SECONDS, os._exit, args=(EXIT_INTERRUPTED,))
+        self._last_resort.daemon = True
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._loop.add_signal_handler(signum, self._on_signal)
+
+    def close(self) -> None:
+        """Stop listening (a signal now is a KeyboardInterrupt: exit 130), finish the saves, then disarm."""
+        if self._deadline is not None:
+            self._deadline.cancel()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            self._loop.remove_signal_handler(signum)
+        self._saver.close()
+        self._last_resort.cancel()
+
+    def _on_signal(self) -> None:
+        self._signals += 1
+        if self._signals > 1:
+            self._force_exit()
+        self._last_resort.start()
+        if self.executor is not None:
+            self.executor.interrupt()
+        elif self._main is not None:
+            self._main.cancel()
+        self._deadline = self._loop.call_later(STOP_GRACE_SECONDS, self._force_exit)
+
+    def _force_exit(self) -> NoReturn:
+        """Save what is known (waiting a bounded time) and leave now. A save that does not land leaves the
+        previous plan, whole, for the next run to recover.
+
+        The Copilot CLI runs in its own session; its stdin closes with us and it shuts its children down.
+        """
+        try:
+            if self.executor is not None:
+                self.executor.mark_running_interrupted()
+            else:
+                self._saver.save_blocking(self._plan, None)
+        except PlanSaveFailed as exc:
+            print(f"planeteer: error: {exc}", file=sys.stderr, flush=True)
+        os._exit(EXIT_INTERRUPTED)

@@ -158,8 +158,8 @@ class Machine:
     inputs: Mapping[str, str]
     extra_env: Mapping[str, str] = field(default_factory=dict)
     private_repository: bool = True
-    cache_service_v2: bool = True
-    """The job variable actions_uses_cache_service_v2 (true on github.com; false on GHES)."""
+    ghes: bool = False
+    """A GitHub Enterprise Server job: no results service (no artifacts v4, no cache v2), its own host."""
     cache_mode: str = ""
     """The job variable actions_cache_mode (none, read, write, write-only); empty: not set."""
     id_token: bool = False
@@ -193,7 +193,7 @@ class Machine:
         files = {name: step_dir / file_name for name, file_name in FILE_COMMANDS.items()}
         for path in files.values():
             path.touch()  # FileCommandManager creates them before the step starts
-        services = self.fake.runtime_env(self.run_id, self.attempt)  # this attempt's token, the fake's URLs
+        services = self.fake.runtime_env(self.run_id, self.attempt, ghes=self.ghes)  # this attempt's token, URLs
         token = services["ACTIONS_RUNTIME_TOKEN"]
         action_repository, _, action_ref = (uses or COMPOSITE).partition("@")
         variables = {
@@ -222,13 +222,9 @@ class Machine:
             variables["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = token
         if kind == "node":
             self.runtime_tokens.append(token)
-            variables |= {
-                "ACTIONS_RUNTIME_TOKEN": token,
-                "ACTIONS_RUNTIME_URL": f"{self.fake.results_url}pipelines/",
-                "ACTIONS_RESULTS_URL": services["ACTIONS_RESULTS_URL"],
-            }
-            if self.cache_service_v2:
-                variables["ACTIONS_CACHE_SERVICE_V2"] = "True"
+            variables |= {"ACTIONS_RUNTIME_TOKEN": token, "ACTIONS_RUNTIME_URL": f"{self.fake.results_url}pipelines/"}
+            # Where the server has them (not GHES): the results service and the v2 cache flag ("True").
+            variables |= {k: services[k] for k in ("ACTIONS_RESULTS_URL", "ACTIONS_CACHE_SERVICE_V2") if k in services}
             if self.cache_mode:
                 variables["ACTIONS_CACHE_MODE"] = self.cache_mode
         return variables

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import subprocess
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from checkpoint_forgery import forge
 from fakes.github_services import FakeGitHubServices
 
 from planeteer_action.action.context import ActionContext
+from planeteer_action.action.upload_budget import DEFAULT_BUDGET, UploadBudget
 from planeteer_action.action.uploader import KEEP_PER_ATTEMPT, CheckpointSource, CheckpointUploader, UploadRecord
 from planeteer_action.checkpoints.archive import build_checkpoint, open_checkpoint
 from planeteer_action.checkpoints.errors import CheckpointRestoreFailed
@@ -274,3 +276,71 @@ def test_sessions_that_cannot_be_written_stop_the_restore_before_the_work_is_put
         restore_from_cache(fake, data, target, [])
 
     assert everything_below(tmp_path) == before
+
+
+def test_a_thousand_task_plan_stays_inside_its_artifact_budget_and_still_saves_its_last_state(
+    fake: FakeGitHubServices, tmp_path: Path
+) -> None:
+    """2,000 task state changes, fired faster than uploads go out, against a small budget of the real shape."""
+    budget = UploadBudget(per_attempt=30, final_reserve=3, free=5, first_interval=0.02, doubling_every=5)
+    plan = tmp_path / "plan.json"
+    plan.write_text("{}")
+    warnings: list[str] = []
+    env = fake.runtime_env(RUN, 1)
+    artifacts, cache = ArtifactService.from_env(env), ActionsCache.from_env(env)
+    assert artifacts is not None and cache is not None
+    source = StubSource(plan)
+    up = CheckpointUploader(source, artifacts, cache, tmp_path / "uploads.json", warnings.append, budget)  # type: ignore[arg-type]
+    try:
+        for change in range(2000):
+            plan.write_text(json.dumps({"change": change}))
+            up.request()
+            time.sleep(0.001)
+        plan.write_text(json.dumps({"change": "last"}))
+        up(RunFinished(status="complete", counts={}))
+        assert up.finish(20)
+    finally:
+        up.close()
+    created = {r.body for r in fake.requests if r.path.endswith("/CreateArtifact")}
+    assert len(created) <= budget.per_attempt
+    record = UploadRecord.load(tmp_path / "uploads.json")
+    assert record.uploads == len(created) and record.cached
+    assert record.plan_sha256 == hashlib.sha256(plan.read_bytes()).hexdigest()  # the last state went out
+    assert sum("checkpoint uploads are paused" in w for w in warnings) <= 1
+    assert [w for w in warnings if "paused" not in w] == []
+
+
+@pytest.mark.parametrize("task_seconds", [0.5, 5.0, 60.0, 600.0])
+@pytest.mark.parametrize("upload_seconds", [0.3, 3.0])
+def test_the_default_budget_bounds_any_plan_over_time(task_seconds: float, upload_seconds: float) -> None:
+    """A 1,000-task run, simulated instant by instant: uploads as the worker makes them (one in flight, one
+    waiting, newest wins, the budget's waits) never exceed the budget, which is under GitHub's 500, and the
+    run's final state is always uploaded."""
+    budget = DEFAULT_BUDGET
+    assert budget.per_attempt < 500
+    changes = [i * task_seconds / 2 for i in range(2000)]  # every start and end of 1,000 tasks
+    used, now = 0, 0.0
+    last_upload: float | None = None
+    pending: float | None = None
+    uploaded_change: float | None = -1.0
+    events = iter(changes)
+    upcoming = next(events, None)
+    while upcoming is not None or pending is not None:
+        if pending is None and upcoming is not None:
+            now, pending, upcoming = max(now, upcoming), upcoming, next(events, None)
+            continue
+        while upcoming is not None and upcoming <= now:  # newer changes replace the waiting one
+            pending, upcoming = upcoming, next(events, None)
+        wait = budget.wait(used, now - last_upload if last_upload is not None else float("inf"), final=False)
+        if wait is None:
+            pending = None
+        elif wait > 0 and upcoming is not None and now + wait > upcoming:
+            now = upcoming
+        else:
+            now += wait
+            used, last_upload, uploaded_change = used + 1, now, pending
+            now += upload_seconds
+            pending = None
+    assert budget.wait(used, 0.0, final=True) == 0.0  # the final checkpoint always finds room
+    assert used + 1 <= budget.per_attempt
+    assert uploaded_change is not None and uploaded_change <= changes[-1]

@@ -366,7 +366,7 @@ def check_attempt2(
     assert "5 tasks: 5 done." in summary
     assert (
         f"**Restored** checkpoint `{newest1}` from the {origin} of "
-        f"[run {flow.run_id}]({flow.fake.api_url}/{flow.fake.repository}/actions/runs/{flow.run_id}) attempt 1 "
+        f"[run {flow.run_id}]({flow.fake.server_url}/{flow.fake.repository}/actions/runs/{flow.run_id}) attempt 1 "
         f"(save {int(newest1[-6:])}): 4 session(s), 3 changed file(s) put back." in summary
     )
     assert "**Recovery** (resume): resumed slow, thinking in their own sessions;" in summary

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -11,23 +10,15 @@ from planeteer_action.action.inputs import SECRET_INPUTS, mask_secrets, read_inp
 from planeteer_action.errors import ConfigError
 
 
-@pytest.fixture(autouse=True)
-def _no_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the inputs a test sets (the suite itself may run inside GitHub Actions)."""
-    for name in os.environ:
-        if name.startswith("INPUT_"):
-            monkeypatch.delenv(name)
+def given(**inputs: str) -> dict[str, str]:
+    """The step's variables holding these inputs, named as the runner names them: `working_directory`
+    becomes INPUT_WORKING-DIRECTORY."""
+    return {f"INPUT_{name.replace('_', '-').upper()}": value for name, value in inputs.items()}
 
 
-def given(monkeypatch: pytest.MonkeyPatch, **inputs: str) -> None:
-    """Set inputs as the runner names them: `working_directory` becomes INPUT_WORKING-DIRECTORY."""
-    for name, value in inputs.items():
-        monkeypatch.setenv(f"INPUT_{name.replace('_', '-').upper()}", value)
-
-
-def test_only_the_plan_is_needed_and_the_rest_has_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    given(monkeypatch, plan=".planeteer/app.json")
-    inputs = read_inputs(tmp_path)
+def test_only_the_plan_is_needed_and_the_rest_has_defaults(tmp_path: Path) -> None:
+    variables = given(plan=".planeteer/app.json")
+    inputs = read_inputs(variables, tmp_path)
     assert inputs.plan == tmp_path / ".planeteer/app.json"
     assert inputs.working_directory == tmp_path.resolve()
     assert (inputs.concurrency, inputs.task_timeout, inputs.on_interrupted) == (4, 600.0, "resume")
@@ -36,10 +27,9 @@ def test_only_the_plan_is_needed_and_the_rest_has_defaults(tmp_path: Path, monke
     assert (inputs.copilot_token, inputs.provider_api_key, inputs.github_token, inputs.state_key) == (None,) * 4
 
 
-def test_every_input_is_read_and_converted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_every_input_is_read_and_converted(tmp_path: Path) -> None:
     (tmp_path / "app").mkdir()
-    given(
-        monkeypatch,
+    variables = given(
         plan="p.json",
         working_directory="app",
         model="gpt-5",
@@ -56,7 +46,7 @@ def test_every_input_is_read_and_converted(tmp_path: Path, monkeypatch: pytest.M
         github_token="ghs_workflow",
         state_key="key-material",
     )
-    inputs = read_inputs(tmp_path)
+    inputs = read_inputs(variables, tmp_path)
     assert inputs.working_directory == (tmp_path / "app").resolve()
     assert (inputs.model, inputs.concurrency, inputs.task_timeout) == ("gpt-5", 8, 1200.0)
     assert (inputs.on_interrupted, inputs.provider_type, inputs.offline) == ("fresh", "azure", True)
@@ -66,10 +56,10 @@ def test_every_input_is_read_and_converted(tmp_path: Path, monkeypatch: pytest.M
     assert (inputs.github_token, inputs.state_key) == ("ghs_workflow", "key-material")
 
 
-def test_secrets_never_show_in_the_inputs_repr(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_secrets_never_show_in_the_inputs_repr(tmp_path: Path) -> None:
     secrets = {name.replace("-", "_"): f"secret-{name}-value" for name in SECRET_INPUTS}
-    given(monkeypatch, plan="p.json", **secrets)
-    shown = repr(read_inputs(tmp_path))
+    variables = given(plan="p.json", **secrets)
+    shown = repr(read_inputs(variables, tmp_path))
     assert "p.json" in shown
     assert not [value for value in secrets.values() if value in shown]
 
@@ -91,26 +81,24 @@ def test_secrets_never_show_in_the_inputs_repr(tmp_path: Path, monkeypatch: pyte
     ],
 )
 def test_a_bad_input_is_one_error_naming_the_input_and_the_fix(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inputs: dict[str, str], message: str
+    tmp_path: Path, inputs: dict[str, str], message: str
 ) -> None:
-    given(monkeypatch, **({"plan": "p.json"} if inputs else {}), **inputs)
+    variables = given(**({"plan": "p.json"} if inputs else {}), **inputs)
     with pytest.raises(ConfigError) as caught:
-        read_inputs(tmp_path)
+        read_inputs(variables, tmp_path)
     assert str(caught.value).startswith(message)
     assert "\n" not in str(caught.value)
 
 
-def test_a_working_directory_that_is_a_file_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_working_directory_that_is_a_file_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("not a folder")
-    given(monkeypatch, plan="p.json", working_directory="notes.txt")
+    variables = given(plan="p.json", working_directory="notes.txt")
     with pytest.raises(ConfigError, match=r"is not a folder in the workspace"):
-        read_inputs(tmp_path)
+        read_inputs(variables, tmp_path)
 
 
-def test_every_secret_input_is_masked_and_nothing_else(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
-    given(monkeypatch, plan="p.json", model="gpt-5", copilot_token="ghu_1", state_key="k-2", github_token="")
-    mask_secrets()
+def test_every_secret_input_is_masked_and_nothing_else(capsys: pytest.CaptureFixture[str]) -> None:
+    variables = given(plan="p.json", model="gpt-5", copilot_token="ghu_1", state_key="k-2", github_token="")
+    mask_secrets(variables)
     masks = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::add-mask::")]
     assert sorted(masks) == ["::add-mask::ghu_1", "::add-mask::k-2"]

@@ -87,12 +87,56 @@ def test_the_cache_survives_rerun_all_jobs(fake: FakeGitHubServices, sleeps: lis
     )
 
 
-def test_from_env_needs_the_v2_service(fake: FakeGitHubServices) -> None:
+def test_from_env_follows_the_runners_v2_flag_as_actions_cache_does(fake: FakeGitHubServices) -> None:
     env = fake.runtime_env(9)
+    assert env["ACTIONS_CACHE_SERVICE_V2"] == "True"  # bool.TrueString, as the runner writes it
+    assert "ACTIONS_CACHE_SERVICE_VERSION" not in env  # no runner sets it
     assert ActionsCache.from_env(env) is not None
-    assert ActionsCache.from_env({**env, "ACTIONS_CACHE_SERVICE_VERSION": "v1"}) is None
-    assert ActionsCache.from_env({k: v for k, v in env.items() if k != "ACTIONS_CACHE_SERVICE_VERSION"}) is None
-    assert ActionsCache.from_env({k: v for k, v in env.items() if k != "ACTIONS_RUNTIME_TOKEN"}) is None
+    assert ActionsCache.from_env({**env, "ACTIONS_CACHE_SERVICE_V2": "1"}) is not None  # any non-empty value
+    assert ActionsCache.from_env(without(env, "ACTIONS_CACHE_SERVICE_V2")) is None
+    assert ActionsCache.from_env(without(env, "ACTIONS_RUNTIME_TOKEN")) is None
+    assert ActionsCache.from_env(without(env, "ACTIONS_RESULTS_URL")) is None
+
+
+@pytest.mark.parametrize(
+    "server_url, offered",
+    [
+        ("https://github.com", True),
+        ("https://octo.ghe.com", True),  # GHE.com data residency
+        ("http://github.localhost:8080", True),
+        ("https://ghes.example.internal", False),  # GitHub Enterprise Server: v1 only, even with the flag
+    ],
+)
+def test_github_enterprise_server_gets_no_v2_cache(fake: FakeGitHubServices, server_url: str, offered: bool) -> None:
+    env = {**fake.runtime_env(9), "GITHUB_SERVER_URL": server_url}
+    assert (ActionsCache.from_env(env) is not None) is offered
+
+
+@pytest.mark.parametrize(
+    "mode, can_read, can_save",
+    [
+        ("", True, True),
+        ("write", True, True),
+        ("read", True, False),
+        ("write-only", False, True),
+        (" READ ", True, False),  # trimmed and lower-cased, as getCacheMode() does
+        ("something-new", True, True),  # unknown modes are permissive in @actions/cache
+    ],
+)
+def test_the_cache_mode_gates_reads_and_writes(
+    fake: FakeGitHubServices, mode: str, can_read: bool, can_save: bool
+) -> None:
+    store = ActionsCache.from_env({**fake.runtime_env(9), "ACTIONS_CACHE_MODE": mode})
+    assert store is not None
+    assert (store.can_read, store.can_save) == (can_read, can_save)
+
+
+def test_cache_mode_none_means_no_cache(fake: FakeGitHubServices) -> None:
+    assert ActionsCache.from_env({**fake.runtime_env(9), "ACTIONS_CACHE_MODE": "none"}) is None
+
+
+def without(env: dict[str, str], name: str) -> dict[str, str]:
+    return {k: v for k, v in env.items() if k != name}
 
 
 def test_transient_failures_are_retried(fake: FakeGitHubServices, sleeps: list[float]) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from planeteer_action.errors import PlaneteerError, PlanLocked
+from planeteer_action.plan.lock import PlanLock
 from planeteer_action.plan.model import Attempt, Plan
 from planeteer_action.plan.operations import (
     count_statuses,
@@ -16,7 +17,7 @@ from planeteer_action.plan.operations import (
     tally,
     unfinished,
 )
-from planeteer_action.plan.store import PlanLock, load_plan, save_plan
+from planeteer_action.plan.store import load_plan, save_plan
 
 
 def _plan(statuses: dict[str, str], edges: dict[str, list[str]] | None = None) -> Plan:

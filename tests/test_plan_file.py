@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from planeteer_action.errors import PlanLocked
+from planeteer_action.errors import PlanLocked, PlanUnwritable
+from planeteer_action.plan.lock import PlanLock
 from planeteer_action.plan.model import Attempt, Plan
-from planeteer_action.plan.store import PlanLock, load_plan, markdown_path, plan_json, save_plan
+from planeteer_action.plan.store import load_plan, markdown_path, plan_json, save_plan
 
 
 def test_typescript_plan_round_trips_byte_for_byte(plan_file: Path) -> None:
@@ -118,7 +119,7 @@ def test_save_keeps_the_file_mode(plan_file: Path) -> None:
 _HOLDER = """
 import sys, time
 from pathlib import Path
-from planeteer_action.plan.store import PlanLock
+from planeteer_action.plan.lock import PlanLock
 lock = PlanLock(Path(sys.argv[1]))
 lock.acquire()
 print("locked", flush=True)
@@ -158,3 +159,57 @@ def test_lock_of_a_dead_owner_is_taken_over(plan_file: Path) -> None:
 def test_new_plan_writes_only_what_it_has() -> None:
     plan = Plan(id="p", name="n", tasks=[])
     assert json.loads(plan_json(plan)) == {"id": "p", "name": "n", "tasks": []}
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    planeteer = Path(sys.executable).with_name("planeteer")
+    return subprocess.run([str(planeteer), *args], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+
+
+def _failed_plan(plan_file: Path) -> None:
+    data = json.loads(plan_file.read_text())
+    data["tasks"][0]["status"] = "failed"
+    plan_file.write_text(json.dumps(data, indent=2))
+
+
+@pytest.mark.parametrize("dangling", [False, True])
+def test_a_lock_path_that_is_a_symlink_is_refused_and_its_target_untouched(
+    plan_file: Path, tmp_path: Path, dangling: bool
+) -> None:
+    _failed_plan(plan_file)
+    victim = tmp_path / "victim"
+    if not dangling:
+        victim.write_text("precious\n")
+    (plan_file.parent / (plan_file.name + ".lock")).symlink_to(victim)
+    plan_before = plan_file.read_bytes()
+    result = _cli("retry", str(plan_file), "setup")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        f"planeteer: error: {plan_file}.lock is a symbolic link, so planeteer will not write its lock through "
+        "it: delete the link, then try again"
+    ]
+    assert victim.exists() != dangling and (dangling or victim.read_text() == "precious\n")
+    assert plan_file.read_bytes() == plan_before
+
+
+def test_a_lock_file_hard_linked_elsewhere_is_refused_and_left_alone(plan_file: Path, tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious\n")
+    os.link(victim, plan_file.parent / (plan_file.name + ".lock"))
+    with pytest.raises(PlanUnwritable, match=r"\.lock is not a lock file planeteer made .*: delete it, then try"):
+        PlanLock(plan_file).acquire()
+    assert victim.read_text() == "precious\n"
+
+
+def test_a_symlinked_plan_is_saved_to_its_target_and_stays_a_link(plan_file: Path, tmp_path: Path) -> None:
+    _failed_plan(plan_file)
+    link = tmp_path / "elsewhere" / "link.json"
+    link.parent.mkdir()
+    link.symlink_to(plan_file)
+    result = _cli("retry", str(link), "setup")
+    assert result.returncode == 0, result.stderr
+    assert link.is_symlink() and link.resolve() == plan_file
+    assert load_plan(plan_file).task("setup").status == "pending"
+    assert markdown_path(plan_file).exists() and not markdown_path(link).exists()
+    # Every path to the plan shares the lock beside the real file.
+    assert PlanLock(link).path == PlanLock(plan_file).path == plan_file.with_name(plan_file.name + ".lock")

@@ -19,8 +19,9 @@ from planeteer_action.cli.main import main
 from planeteer_action.engine.agent import SessionInfo
 from planeteer_action.engine.session_ids import session_id_for
 from planeteer_action.errors import PlanLocked
+from planeteer_action.plan.lock import PlanLock
 from planeteer_action.plan.model import Attempt
-from planeteer_action.plan.store import PlanLock, load_plan, save_plan
+from planeteer_action.plan.store import load_plan, save_plan
 
 PLAN_ID = "plan-1732492800000"
 OLD = session_id_for(PLAN_ID, "api", 1)  # superseded by attempt 2: an orphan

@@ -51,6 +51,21 @@ BAD_PLANS = {
         r"dependency cycle a -> c -> b -> a",
     ),
     "self-cycle": (_plan([{"id": "a", "title": "A", "dependsOn": ["a"]}]), r"dependency cycle a -> a"),
+    "huge-integer": (
+        '{"id": "p", "name": "demo",\n "tasks": [], "size": ' + "7" * 5000 + "}",
+        r":2:23: number too large \(5000 characters; JavaScript reads it as Infinity\)",
+    ),
+    "overflowing-number": ('{"id": "p", "name": "demo", "tasks": [], "x": 1e400}', r":1:47: number too large"),
+    "not-a-json-number": ('{"id": "p", "name": "demo", "tasks": [], "x": NaN}', r":1:47: NaN is not JSON"),
+    "nested-100k-deep": (
+        '{"id": "p", "name": "demo", "tasks": [], "x": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        r": arrays or objects nested more than 254 levels deep: flatten that value",
+    ),
+    "nested-too-deep-to-save": (
+        _plan([{"id": "a", "title": "A", "notes": json.loads("[" * 300 + "]" * 300)}]),
+        r": arrays or objects nested more than 254 levels deep",
+    ),
+    "lone-surrogate": (_plan([{"id": "a", "title": "\ud800"}]), r": cannot be saved again as it is \(str is not"),
 }
 
 

@@ -4,11 +4,10 @@ step's variables, part of which the launcher (launch.js) hands over through a pi
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from planeteer_action.errors import ConfigError
@@ -17,9 +16,9 @@ STEP_VARIABLES_FD_ENV = "PLANETEER_STEP_VARIABLES_FD"
 """Names the pipe that launch.js writes the step's INPUT_* and ACTIONS_* variables to, as one JSON object."""
 
 
-@functools.cache
 def step_variables() -> Mapping[str, str]:
-    """The step's variables: this process's environment, and what the launcher handed over (read once).
+    """The step's variables: this process's environment, and what the launcher handed over (the pipe can be
+    read once, so the entrypoint calls this once and passes the result on, in `ActionContext.variables`).
 
     Run without the launcher (`python -m planeteer_action` straight from a step), it is the environment alone.
     """
@@ -52,10 +51,11 @@ class ActionContext:
     runner_temp: Path
     summary_file: Path | None
     repository_private: bool | None
+    variables: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """All the step's variables (`step_variables`): inputs, and the runner's service credentials."""
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ActionContext:
-        env = step_variables() if env is None else env
+    def from_env(cls, env: Mapping[str, str]) -> ActionContext:
         missing = [name for name in ("GITHUB_REPOSITORY", "GITHUB_RUN_ID") if not env.get(name)]
         if missing:
             raise ConfigError(
@@ -71,6 +71,7 @@ class ActionContext:
             runner_temp=Path(env.get("RUNNER_TEMP") or "/tmp"),
             summary_file=Path(env["GITHUB_STEP_SUMMARY"]) if env.get("GITHUB_STEP_SUMMARY") else None,
             repository_private=_visibility(env.get("GITHUB_EVENT_PATH")),
+            variables=env,
         )
 
     def run_url(self, run_id: int | None = None) -> str:

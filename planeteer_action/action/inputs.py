@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
 from actions_toolkit import core
 
-from planeteer_action.action.context import step_variables
 from planeteer_action.engine.recovery import RECOVERY_CHOICES
 from planeteer_action.engine.wording import parse_duration
 from planeteer_action.errors import ConfigError
@@ -37,58 +37,58 @@ class ActionInputs:
     state_key: str | None = field(default=None, repr=False)
 
 
-def _get(name: str) -> str | None:
+def _get(variables: Mapping[str, str], name: str) -> str | None:
     """An input as the runner names it (`INPUT_WORKING-DIRECTORY`), trimmed, as @actions/core reads it."""
-    return step_variables().get(f"INPUT_{name.replace(' ', '_').upper()}", "").strip() or None
+    return variables.get(f"INPUT_{name.replace(' ', '_').upper()}", "").strip() or None
 
 
-def mask_secrets() -> None:
+def mask_secrets(variables: Mapping[str, str]) -> None:
     """Register every secret input with the runner before anything could print it."""
     for name in SECRET_INPUTS:
-        value = _get(name)
+        value = _get(variables, name)
         if value:
             core.set_secret(value)
 
 
-def read_inputs(workspace: Path) -> ActionInputs:
-    plan = _get("plan")
+def read_inputs(variables: Mapping[str, str], workspace: Path) -> ActionInputs:
+    plan = _get(variables, "plan")
     if not plan:
         raise ConfigError("input `plan` is required: set it to the plan's path, e.g. .planeteer/my-plan.json")
-    concurrency_text = _get("concurrency") or "4"
+    concurrency_text = _get(variables, "concurrency") or "4"
     if not concurrency_text.isdigit() or int(concurrency_text) < 1:
         raise ConfigError(f"input `concurrency` must be a whole number of at least 1, got {concurrency_text!r}")
-    choice = _get("on-interrupted") or "resume"
+    choice = _get(variables, "on-interrupted") or "resume"
     if choice not in RECOVERY_CHOICES:
         raise ConfigError(f"input `on-interrupted` must be one of {', '.join(RECOVERY_CHOICES)}, got {choice!r}")
-    run_text = _get("resume-from-run")
+    run_text = _get(variables, "resume-from-run")
     if run_text is not None and not run_text.isdigit():
         raise ConfigError(f"input `resume-from-run` must be a workflow run id (a number), got {run_text!r}")
-    provider_type = _get("provider-type") or "openai"
+    provider_type = _get(variables, "provider-type") or "openai"
     if provider_type not in ("openai", "azure", "anthropic"):
         raise ConfigError(f"input `provider-type` must be openai, azure or anthropic, got {provider_type!r}")
-    offline_text = (_get("offline") or "false").lower()
+    offline_text = (_get(variables, "offline") or "false").lower()
     if offline_text not in ("true", "false"):
         raise ConfigError(f"input `offline` must be true or false, got {offline_text!r}")
-    state_name = _get("state-name")
+    state_name = _get(variables, "state-name")
     if state_name is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,80}", state_name):
         raise ConfigError("input `state-name` may use letters, digits, '.', '_' and '-' (at most 80)")
-    workdir = workspace / (_get("working-directory") or ".")
+    workdir = workspace / (_get(variables, "working-directory") or ".")
     if not workdir.is_dir():
         raise ConfigError(f"input `working-directory` {workdir} is not a folder in the workspace")
     return ActionInputs(
         plan=workspace / plan,
         working_directory=workdir.resolve(),
-        model=_get("model"),
+        model=_get(variables, "model"),
         concurrency=int(concurrency_text),
-        task_timeout=parse_duration(_get("task-timeout") or "10m", "input `task-timeout`"),
+        task_timeout=parse_duration(_get(variables, "task-timeout") or "10m", "input `task-timeout`"),
         on_interrupted=cast(RecoveryChoice, choice),
-        provider_base_url=_get("provider-base-url"),
+        provider_base_url=_get(variables, "provider-base-url"),
         provider_type=provider_type,
         offline=offline_text == "true",
         resume_from_run=int(run_text) if run_text else None,
         state_name=state_name,
-        copilot_token=_get("copilot-token"),
-        provider_api_key=_get("provider-api-key"),
-        github_token=_get("github-token"),
-        state_key=_get("state-key"),
+        copilot_token=_get(variables, "copilot-token"),
+        provider_api_key=_get(variables, "provider-api-key"),
+        github_token=_get(variables, "github-token"),
+        state_key=_get(variables, "state-key"),
     )

@@ -22,10 +22,11 @@ from planeteer_action.action.inputs import ActionInputs, mask_secrets, read_inpu
 from planeteer_action.action.report import ActionLog, outputs, set_outputs, summary_markdown
 from planeteer_action.action.uploader import CheckpointSource, CheckpointUploader, UploadRecord
 from planeteer_action.checkpoints.naming import default_state_name
-from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
+from planeteer_action.checkpoints.restore import Restored, RestoreTarget, restore_checkpoint
 from planeteer_action.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PlaneteerError
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.artifacts import ArtifactService
+from planeteer_action.github.availability import services
 from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifacts
 from planeteer_action.gitinfo import git
@@ -67,8 +68,8 @@ class StepState:
 
 
 def _setup(context: ActionContext) -> tuple[ActionInputs, str, StepState]:
-    mask_secrets()
-    inputs = read_inputs(context.workspace)
+    mask_secrets(context.variables)
+    inputs = read_inputs(context.variables, context.workspace)
     plan = load_plan(inputs.plan)
     state_name = inputs.state_name or default_state_name(plan.id)
     state = StepState(context.runner_temp / "planeteer" / state_name)
@@ -101,51 +102,70 @@ def _warnings(context: ActionContext, inputs: ActionInputs) -> list[str]:
     return []
 
 
-def run_step() -> int:
-    context = ActionContext.from_env()
+def run_step(context: ActionContext) -> int:
     inputs, state_name, state = _setup(context)
     report = state.read_report()
     base = report.get("base_commit") or git(inputs.working_directory, "rev-parse", "HEAD")
     report = {"base_commit": base}
     state.write_report(report)
-    source = _source(context, inputs, state_name, state, base)
-    artifacts = ArtifactService.from_env(step_variables())
-    cache = ActionsCache.from_env(step_variables())
+    artifacts = ArtifactService.from_env(context.variables)
+    cache = ActionsCache.from_env(context.variables)
     for warning in _warnings(context, inputs):
         core.warning(warning)
-    if artifacts is None:
-        core.warning(
-            "ACTIONS_RUNTIME_TOKEN is not available: checkpoints will not be uploaded, so a re-run "
-            "cannot resume (use this repository's action.yml, which makes the token available)"
-        )
+    for note in services(context.variables).notes:  # said once here, and again in the job summary
+        core.warning(note)
+    restored = _restore(context, inputs, state_name, state, cache)
+    if restored is not None:
+        core.info(restored.describe())
+        report["restored"] = restored.to_json()
+        state.write_report(report)
+    uploader = None
+    if artifacts is not None:
+        source = _source(context, inputs, state_name, state, base)
+        uploader = CheckpointUploader(source, artifacts, cache, state.uploads, core.warning)
+    listeners: list[Any] = [ActionLog(), *([uploader] if uploader else [])]
+    outcome = asyncio.run(run_plan(_run_config(inputs, state, restored), listeners))
+    report["recovered"] = outcome.recovery is not None
+    report["status"] = outcome.status
+    state.write_report(report)
+    if uploader is not None:
+        grace = FLUSH_AFTER_INTERRUPT_SECONDS if outcome.exit_code == EXIT_INTERRUPTED else FLUSH_AFTER_RUN_SECONDS
+        if not uploader.finish(grace):
+            core.info("the last checkpoint is still uploading; the final step finishes it")
+        uploader.close()
+    return outcome.exit_code
+
+
+def _restore(
+    context: ActionContext, inputs: ActionInputs, state_name: str, state: StepState, cache: ActionsCache | None
+) -> Restored | None:
+    """On a re-run (or with `resume-from-run`), the newest checkpoint of the run, put back before anything runs."""
     resume_run = inputs.resume_from_run or (context.run_id if context.run_attempt > 1 else None)
-    restored = None
-    if resume_run is not None:
-        rest = RunArtifacts(inputs.github_token, context.repository, context.api_url) if inputs.github_token else None
-        if rest is None:
-            core.warning("no `github-token`: earlier attempts' artifacts cannot be listed; only the cache is tried")
-        target = RestoreTarget(inputs.plan, inputs.working_directory, state.copilot_home, inputs.state_key)
-        restored = restore_checkpoint(
-            state_name,
-            resume_run,
-            load_plan(inputs.plan).id,
-            rest,
-            cache,
-            target,
-            core.warning,
-            before_attempt=context.run_attempt if resume_run == context.run_id else None,
-        )
-        if restored is not None:
-            core.info(restored.describe())
-            report["restored"] = restored.to_json()
-            state.write_report(report)
-    uploader = CheckpointUploader(source, artifacts, cache, state.uploads, core.warning) if artifacts else None
+    if resume_run is None:
+        return None
+    rest = RunArtifacts(inputs.github_token, context.repository, context.api_url) if inputs.github_token else None
+    if rest is None:
+        core.warning("no `github-token`: earlier attempts' artifacts cannot be listed; only the cache is tried")
+    target = RestoreTarget(inputs.plan, inputs.working_directory, state.copilot_home, inputs.state_key)
+    return restore_checkpoint(
+        state_name,
+        resume_run,
+        load_plan(inputs.plan).id,
+        rest,
+        cache,
+        target,
+        core.warning,
+        before_attempt=context.run_attempt if resume_run == context.run_id else None,
+    )
+
+
+def _run_config(inputs: ActionInputs, state: StepState, restored: Restored | None) -> RunConfig:
     provider = (
         ProviderSettings(inputs.provider_base_url, inputs.provider_type, inputs.provider_api_key)
         if inputs.provider_base_url
         else None
     )
-    config = RunConfig(
+    return RunConfig(
         plan_path=inputs.plan,
         working_directory=inputs.working_directory,
         concurrency=inputs.concurrency,
@@ -158,34 +178,20 @@ def run_step() -> int:
         on_interrupted=inputs.on_interrupted,
         recovery_source=restored.describe() if restored else None,
     )
-    listeners: list[Any] = [ActionLog()]
-    if uploader is not None:
-        listeners.append(uploader)
-    outcome = asyncio.run(run_plan(config, listeners))
-    report["recovered"] = outcome.recovery is not None
-    report["status"] = outcome.status
-    state.write_report(report)
-    if uploader is not None:
-        grace = FLUSH_AFTER_INTERRUPT_SECONDS if outcome.exit_code == EXIT_INTERRUPTED else FLUSH_AFTER_RUN_SECONDS
-        if not uploader.finish(grace):
-            core.info("the last checkpoint is still uploading; the final step finishes it")
-        uploader.close()
-    return outcome.exit_code
 
 
-def finalize_step() -> int:
+def finalize_step(context: ActionContext) -> int:
     """Upload what the `run` step could not, then outputs and the job summary. Never fails the job itself."""
-    context = ActionContext.from_env()
     try:
         inputs, state_name, state = _setup(context)
     except PlaneteerError:
         return 0  # the run step has already reported the bad input
     report = state.read_report()
-    artifacts = ArtifactService.from_env(step_variables())
+    artifacts = ArtifactService.from_env(context.variables)
     if artifacts is not None:
         source = _source(context, inputs, state_name, state, report.get("base_commit"))
         uploader = CheckpointUploader(
-            source, artifacts, ActionsCache.from_env(step_variables()), state.uploads, core.warning
+            source, artifacts, ActionsCache.from_env(context.variables), state.uploads, core.warning
         )
         try:
             if uploader.upload_if_changed():
@@ -207,7 +213,8 @@ def finalize_step() -> int:
     )
     if context.summary_file is not None:
         with context.summary_file.open("a", encoding="utf-8") as summary:
-            summary.write(summary_markdown(plan, report, _warnings(context, inputs), context.run_url))
+            notes = [*_warnings(context, inputs), *services(context.variables).notes]
+            summary.write(summary_markdown(plan, report, notes, context.run_url))
     return 0
 
 
@@ -218,7 +225,8 @@ def main(argv: list[str] | None = None) -> None:
         core.error(f"unknown step {step!r}: use `python -m planeteer_action [run|finalize]`")
         sys.exit(EXIT_BAD_INPUT)
     try:
-        code = run_step() if step == "run" else finalize_step()
+        context = ActionContext.from_env(step_variables())
+        code = run_step(context) if step == "run" else finalize_step(context)
     except PlaneteerError as exc:
         core.error(str(exc))
         code = exc.exit_code

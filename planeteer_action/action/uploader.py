@@ -1,5 +1,9 @@
 """Checkpoints in a workflow: written after every task state change and uploaded in the background as
 artifacts, with a copy in the Actions cache that survives "Re-run all jobs".
+
+At most one upload is in flight and one waits; a newer request replaces the waiting one (the upload reads
+the plan when it starts, so the newest state wins). How many go out, and how often, is rationed by
+`UploadBudget`, so that no plan exceeds GitHub's 500 artifacts per job.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from planeteer_action.action.context import ActionContext
+from planeteer_action.action.upload_budget import DEFAULT_BUDGET, UploadBudget
 from planeteer_action.checkpoints.archive import build_checkpoint
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, cache_key, parse_artifact_name
@@ -22,8 +27,9 @@ from planeteer_action.errors import PlaneteerError
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
+from planeteer_action.plan.lock import lock_path
 from planeteer_action.plan.model import Plan, utc_now
-from planeteer_action.plan.store import lock_path, markdown_path, write_atomic
+from planeteer_action.plan.store import markdown_path, write_atomic
 
 Warn = Callable[[str], None]
 # Older checkpoints of an attempt are deleted once a newer one is finalized; a few stay as a margin.
@@ -83,6 +89,9 @@ class UploadRecord:
     plan_sha256: str | None = None
     cached: bool = False  # whether `artifact` also has a cache copy
     cached_at: float | None = None  # when the newest cache copy was saved (time.time())
+    attempt: int = 0  # the run attempt `uploads` counts for
+    uploads: int = 0  # artifacts this attempt created (failed tries too: they count against the limit)
+    uploaded_at: float | None = None  # when the newest of them was started (time.time())
 
     @classmethod
     def load(cls, path: Path) -> UploadRecord:
@@ -99,6 +108,7 @@ class CheckpointUploader:
     """Uploads checkpoints one at a time on a background thread; a newer request replaces a waiting one.
 
     Tasks never wait for an upload. Failures are reported as warnings and the next request tries again.
+    A cache that this job may only read gets no copies.
     """
 
     def __init__(
@@ -108,10 +118,13 @@ class CheckpointUploader:
         cache: ActionsCache | None,
         record_path: Path,
         warn: Warn,
+        budget: UploadBudget = DEFAULT_BUDGET,
     ) -> None:
         self._source = source
         self._artifacts = artifacts
-        self._cache = cache
+        self._cache = cache if cache is not None and cache.can_save else None
+        self._budget = budget
+        self._paused_warned = False
         self._record_path = record_path
         self._record = UploadRecord.load(record_path)
         self._warn = warn
@@ -156,6 +169,10 @@ class CheckpointUploader:
         has its cache copy (what a re-run, even after "Re-run all jobs", comes back to). False if that takes
         longer than `timeout`."""
         deadline = time.monotonic() + timeout
+        with self._cond:
+            if self._served < self._wanted:  # a waiting request becomes the final one: no interval holds it back
+                self._final = True
+                self._cond.notify_all()
         if not self.flush(timeout):
             return False
         if self._up_to_date():
@@ -175,12 +192,44 @@ class CheckpointUploader:
             record = self._record
             return current == record.plan_sha256 and (record.cached or self._cache is None)
 
+    def _next_request(self) -> bool:
+        """Wait (holding the condition) until a request may go out now; False once closed with none that may."""
+        while True:
+            if self._served >= self._wanted:
+                if self._closed:
+                    return False
+                self._cond.wait()
+                continue
+            wait = self._budget_wait(self._final)
+            if wait is None:  # no budget left for this kind: the final checkpoint carries the newest state
+                self._served, self._final = self._wanted, False
+                self._cond.notify_all()
+                self._warn_paused()
+            elif wait <= 0:
+                return True
+            elif self._closed:
+                return False
+            else:
+                self._cond.wait(wait)
+
+    def _budget_wait(self, final: bool) -> float | None:
+        record = self._record
+        used = record.uploads if record.attempt == self._source.context.run_attempt else 0
+        since_last = time.time() - record.uploaded_at if record.uploaded_at is not None else float("inf")
+        return self._budget.wait(used, since_last, final=final)
+
+    def _warn_paused(self) -> None:
+        if not self._paused_warned:
+            self._paused_warned = True
+            self._warn(
+                f"checkpoint uploads are paused: this attempt has used its {self._budget.per_attempt} artifacts "
+                "but for the few kept for the final checkpoint, which still goes out (GitHub allows 500 per job)"
+            )
+
     def _work(self) -> None:
         while True:
             with self._cond:
-                while self._served >= self._wanted and not self._closed:
-                    self._cond.wait()
-                if self._closed and self._served >= self._wanted:
+                if not self._next_request():
                     return
                 target, final = self._wanted, self._final
                 self._final = False
@@ -201,7 +250,9 @@ class CheckpointUploader:
         record = self._record
         # A failed create still reserves its name, so every try takes a new sequence number.
         sequence = record.sequence + 1
-        record.sequence = sequence
+        attempt = self._source.context.run_attempt
+        record.uploads = (record.uploads if record.attempt == attempt else 0) + 1
+        record.sequence, record.attempt, record.uploaded_at = sequence, attempt, time.time()
         record.save(self._record_path)
         data, plan_sha = self._source.build(sequence)
         source = self._source

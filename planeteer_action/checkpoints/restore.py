@@ -1,7 +1,11 @@
 """Finding, verifying and putting back a run's newest checkpoint: what a re-run and `planeteer pull` share.
 
 "Re-run failed jobs" keeps earlier attempts' artifacts; "Re-run all jobs" deletes them, which is why the
-newest checkpoint also goes into the cache, keyed by run. A restore takes whichever copy is newer.
+newest checkpoint also goes into the cache, keyed by run. A restore takes whichever copy is newer. The cache
+is readable only inside a GitHub Actions job (there is no REST download for cache entries), so `planeteer
+pull` finds the cache copy when it runs in a workflow step of the same repository, and says so elsewhere.
+Both downloads are capped at the archive limit `open_checkpoint` applies, so no copy is fetched only to be
+refused, and none is refused that could be opened.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from planeteer_action.checkpoints.archive import Checkpoint, open_checkpoint
 from planeteer_action.checkpoints.errors import CheckpointError
 from planeteer_action.checkpoints.naming import CACHE_KEY, artifact_name, cache_prefix, parse_artifact_name
 from planeteer_action.checkpoints.workspace import apply_changes, check_changes
+from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifacts
@@ -77,9 +82,11 @@ def restore_checkpoint(
     missing would be worse than stopping. Either way nothing is changed unless everything can be put back.
     `before_attempt` skips the current attempt's own checkpoints.
     """
-    candidates = _candidates(state_name, run_id, rest, cache, warn, before_attempt)
+    readable_cache = cache if cache is not None and cache.can_read else None
+    candidates = _candidates(state_name, run_id, rest, readable_cache, warn, before_attempt)
     if not candidates:
-        warn(f"no checkpoint of this plan found in run {run_id}: starting from the plan file in the repository")
+        unread = "" if readable_cache else " (its cache copy is readable only from a GitHub Actions job)"
+        warn(f"no checkpoint of this plan found in run {run_id}{unread}: starting from the plan file in the repository")
         return None
     for order, origin, fetch in sorted(candidates, key=lambda c: (c[0], c[1] == "artifact"), reverse=True):
         name = artifact_name(state_name, *order)
@@ -112,13 +119,14 @@ def _candidates(
                     continue
                 if before_attempt is not None and order[0] >= before_attempt:
                     continue
-                candidates.append((order, "artifact", functools.partial(rest.download, artifact.id)))
+                download = functools.partial(rest.download, artifact.id, max_bytes=DEFAULT_LIMITS.max_archive_bytes)
+                candidates.append((order, "artifact", download))
         except ServiceError as exc:
             warn(f"could not list the checkpoints of run {run_id}: {exc}")
     if cache is not None:
         try:
             prefix = cache_prefix(state_name, run_id)
-            found = cache.restore(prefix + "-latest", [prefix])
+            found = cache.restore(prefix + "-latest", [prefix], max_bytes=DEFAULT_LIMITS.max_archive_bytes)
         except ServiceError as exc:
             warn(f"could not read the cached checkpoint of run {run_id}: {exc}")
             found = None

@@ -15,8 +15,10 @@ from planeteer_action.copilot.runtime import default_copilot_home
 from planeteer_action.engine.sessions import PLAN_DIR
 from planeteer_action.errors import EXIT_TASKS_FAILED, PlaneteerError
 from planeteer_action.github._twirp import ServiceError
+from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifacts
-from planeteer_action.plan.store import PlanLock, load_plan, save_plan
+from planeteer_action.plan.lock import PlanLock
+from planeteer_action.plan.store import load_plan, save_plan
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,13 @@ def pull(
             apply_work=apply_changes,
         )
         pulled = pull_checkpoint(
-            rest, run_id, state_name or (default_state_name(plan_id) if plan_id else None), plan_id, target, plan_path
+            rest,
+            run_id,
+            state_name or (default_state_name(plan_id) if plan_id else None),
+            plan_id,
+            target,
+            plan_path,
+            ActionsCache.from_env(os.environ),  # the cache copy, when pulling from a workflow step
         )
     except ServiceError as exc:
         fail(str(exc), EXIT_TASKS_FAILED)
@@ -111,6 +119,7 @@ def pull_checkpoint(
     plan_id: str | None,
     target: RestoreTarget,
     plan_path: Path | None,
+    cache: ActionsCache | None = None,
 ) -> Pulled:
     """Restore the run's newest checkpoint of `state` (the only one in the run when None) as a re-run would.
 
@@ -124,7 +133,7 @@ def pull_checkpoint(
             found = ", ".join(states) if states else "none"
             raise PlaneteerError(f"run {run_id} holds checkpoints of these plans: {found}: pass --plan-id")
         state = states[0]
-    restored = restore_checkpoint(state, run_id, plan_id, rest, None, target, warnings.append)
+    restored = restore_checkpoint(state, run_id, plan_id, rest, cache, target, warnings.append)
     if restored is None:
         raise PlaneteerError("; ".join(warnings) or f"no checkpoint found in run {run_id}")
     staging = target.plan_path

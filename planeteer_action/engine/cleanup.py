@@ -15,7 +15,7 @@ from pathlib import Path
 from planeteer_action.engine.agent import Agent
 from planeteer_action.engine.recovery import delete_quietly
 from planeteer_action.engine.sessions import SessionScope, classify, cleanup_candidates, record_deletions
-from planeteer_action.plan.store import PlanLock
+from planeteer_action.plan.lock import PlanLock
 
 # Asked with the sessions about to be deleted; False deletes nothing.
 Confirm = Callable[[list[str]], bool]

@@ -17,18 +17,25 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar, Self
 from urllib.parse import urlsplit
 
 import requests
 
-from planeteer_action.redaction import mask, redact_url
+from planeteer_action import __version__
+from planeteer_action.redaction import mask
 
 log = logging.getLogger(__name__)
 
 RETRYABLE_STATUSES = frozenset({429, 500, 502, 503, 504})
 TIMEOUT = (10.0, 120.0)  # connect, read (seconds)
+# Named like the official clients' `@actions/artifact-<version>` (lib/internal/shared/user-agent.js), so
+# GitHub can tell planeteer's calls apart.
+USER_AGENT = f"planeteer/{__version__}"
+# The longest wait a Retry-After answer is honoured with; a longer one is waited for this long.
+MAX_RETRY_AFTER_SECONDS = 60.0
 _TRANSIENT_ERRORS = (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError)
 _URL_WITH_QUERY = re.compile(r"([a-z][a-z0-9+.-]*://[^\s?#'\"]*)\?[^\s'\"]*", re.IGNORECASE)
 _FRACTION_PAST_MICROSECONDS = re.compile(r"(\.\d{6})\d+")
@@ -117,10 +124,14 @@ class HttpTransport:
         return self.error_type(scrub(message, self._secrets), status=status, code=code)
 
     def send(self, label: str, method: str, url: str, **kwargs: Any) -> requests.Response:
-        """The first response that is not a transient failure; raises once the attempts are spent."""
+        """The first response that is not a transient failure; raises once the attempts are spent.
+
+        A transient failure that says when to come back (Retry-After) is retried no sooner than that."""
         attempt = 1
+        kwargs["headers"] = {"User-Agent": USER_AGENT, **kwargs.get("headers", {})}
         while True:
             status: int | None = None
+            retry_after = 0.0
             try:
                 response = self.session.request(method, url, timeout=TIMEOUT, allow_redirects=False, **kwargs)
             except _TRANSIENT_ERRORS as exc:
@@ -130,10 +141,11 @@ class HttpTransport:
                     return response
                 status = response.status_code
                 problem = f"HTTP {status}"
+                retry_after = retry_after_seconds(response.headers.get("Retry-After"))
                 response.close()
             if attempt >= self.retry.attempts:
                 raise self.error(f"{label} failed after {attempt} attempts: {problem}", status=status)
-            wait = self.retry.delay(attempt - 1)
+            wait = max(self.retry.delay(attempt - 1), retry_after)
             log.warning(
                 "%s: attempt %d of %d failed (%s); retrying in %.1f s",
                 label,
@@ -144,6 +156,22 @@ class HttpTransport:
             )
             self.retry.sleep(wait)
             attempt += 1
+
+
+def retry_after_seconds(value: str | None) -> float:
+    """A Retry-After header (delay in seconds, or an HTTP date) as seconds to wait, at most
+    MAX_RETRY_AFTER_SECONDS; 0 when absent or unreadable."""
+    if not value:
+        return 0.0
+    value = value.strip()
+    if value.isdigit():
+        seconds = float(value)
+    else:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds()
+        except (TypeError, ValueError):
+            return 0.0
+    return min(max(seconds, 0.0), MAX_RETRY_AFTER_SECONDS)
 
 
 class TwirpClient:
@@ -229,44 +257,6 @@ def _twirp_error(response: requests.Response) -> tuple[str | None, str]:
     if not isinstance(body, dict) or not isinstance(body.get("code"), str):
         return None, ""
     return body["code"], str(body.get("msg", ""))
-
-
-def put_blob(transport: HttpTransport, label: str, signed_url: str, data: bytes) -> None:
-    """Upload `data` to a signed Azure blob URL as one block blob (a single Put Blob request)."""
-    headers = {"x-ms-blob-type": "BlockBlob", "Content-Type": "application/octet-stream"}
-    response = transport.send(label, "PUT", signed_url, data=data, headers=headers)
-    response.close()
-    if response.status_code not in (200, 201):
-        raise transport.error(
-            f"{label}: blob storage answered HTTP {response.status_code} for {redact_url(signed_url)}",
-            status=response.status_code,
-        )
-
-
-def get_blob(transport: HttpTransport, label: str, signed_url: str, *, max_bytes: int | None = None) -> bytes:
-    """Download a signed blob URL, refusing more than `max_bytes` (checked before and while reading)."""
-    response = transport.send(label, "GET", signed_url, stream=True)
-    with response:
-        if response.status_code != 200:
-            raise transport.error(
-                f"{label}: blob storage answered HTTP {response.status_code} for {redact_url(signed_url)}",
-                status=response.status_code,
-            )
-        declared = response.headers.get("Content-Length", "")
-        if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
-            raise transport.error(f"{label}: {declared} bytes is more than the limit of {max_bytes} bytes")
-        chunks: list[bytes] = []
-        received = 0
-        try:
-            for chunk in response.iter_content(chunk_size=1 << 20):
-                received += len(chunk)
-                if max_bytes is not None and received > max_bytes:
-                    raise transport.error(f"{label}: the download exceeds the limit of {max_bytes} bytes")
-                chunks.append(chunk)
-        except requests.RequestException as exc:
-            host = urlsplit(signed_url).netloc
-            raise transport.error(f"{label}: the download from {host} broke off ({type(exc).__name__})") from None
-    return b"".join(chunks)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ it needs the runtime token only node and docker actions receive (ACTIONS_RUNTIME
 ACTIONS_RESULTS_URL) and sees the artifacts of this run attempt. Earlier attempts' artifacts are read
 over REST by `run_artifacts`. Artifacts are immutable: a name can be used once per run attempt.
 
-The bytes are stored as given. Callers that want the artifact to open from the workflow page or with
-download-artifact should pass a zip archive.
+Artifacts are zip archives, declared as such (`mime_type` and the blob's Content-Type, as @actions/artifact
+6.x declares them), so the workflow page, download-artifact and the official client unzip them.
 """
 
 from __future__ import annotations
@@ -23,13 +23,15 @@ from planeteer_action.github._twirp import (
     RetryPolicy,
     ServiceError,
     backend_ids_from_token,
-    get_blob,
     parse_timestamp,
-    put_blob,
 )
+from planeteer_action.github.blob_storage import get_blob, put_blob
 
 SERVICE = "github.actions.results.api.v1.ArtifactService"
-_ARTIFACT_VERSION = 4
+# @actions/artifact 6.x, lib/internal/upload/upload-artifact.js: `version: 7` and
+# `mimeType: StringValue.create({value: contentType})`, contentType being 'application/zip' for `<name>.zip`.
+_ARTIFACT_VERSION = 7
+CONTENT_TYPE = "application/zip"
 _FORBIDDEN_NAME_CHARACTERS = frozenset('":<>|*?\r\n\\/')
 
 
@@ -72,10 +74,12 @@ class ArtifactService(ResultsServiceClient):
         super().__init__(results_url, runtime_token, session=session, retry=retry)
 
     def upload(self, name: str, data: bytes) -> int:
-        """Store `data` as the artifact `name`; returns its id. Fails if the name is taken in this attempt."""
+        """Store the zip archive `data` as the artifact `name`; returns its id. Fails if the name is taken in
+        this attempt."""
         _check_name(name)
+        request = {**self._ids, "name": name, "version": _ARTIFACT_VERSION, "mime_type": CONTENT_TYPE}
         try:
-            created = self._twirp.call("CreateArtifact", {**self._ids, "name": name, "version": _ARTIFACT_VERSION})
+            created = self._twirp.call("CreateArtifact", request)
         except ArtifactServiceError as exc:
             if exc.code == "already_exists":
                 raise ArtifactServiceError(
@@ -88,7 +92,7 @@ class ArtifactService(ResultsServiceClient):
         upload_url = created.get("signed_upload_url")
         if not created.get("ok") or not isinstance(upload_url, str) or not upload_url:
             raise ArtifactServiceError(f"CreateArtifact refused artifact {name!r}")
-        put_blob(self._twirp.transport, f"upload of artifact {name!r}", upload_url, data)
+        put_blob(self._twirp.transport, f"upload of artifact {name!r}", upload_url, data, CONTENT_TYPE)
         finalized = self._twirp.call(
             "FinalizeArtifact",
             {

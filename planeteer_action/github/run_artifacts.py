@@ -17,10 +17,10 @@ import requests
 from github import Auth, Github, GithubException
 from github.GithubRetry import GithubRetry
 
-from planeteer_action.github._twirp import RETRYABLE_STATUSES, HttpTransport, RetryPolicy, ServiceError, get_blob
+from planeteer_action.github._twirp import RETRYABLE_STATUSES, HttpTransport, RetryPolicy, ServiceError
+from planeteer_action.github.blob_storage import get_blob
 
 DEFAULT_API_URL = "https://api.github.com"
-DEFAULT_MAX_DOWNLOAD_BYTES = 256 * 1024 * 1024
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
@@ -91,8 +91,9 @@ class RunArtifacts:
             host = urlsplit(self._api_url).netloc
             raise self._transport.error(f"{doing}: no usable answer from {host} ({type(exc).__name__})") from None
 
-    def download(self, artifact_id: int, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES) -> bytes:
-        """The bytes of artifact `artifact_id`; refuses artifacts larger than `max_bytes`."""
+    def download(self, artifact_id: int, *, max_bytes: int | None = None) -> bytes:
+        """The bytes of artifact `artifact_id`; refuses artifacts larger than `max_bytes` (callers pass the
+        cap of what they will open, e.g. a checkpoint's `Limits.max_archive_bytes`)."""
         doing = f"downloading artifact {artifact_id} of {self._repository}"
         url = f"{self._api_url}/repos/{self._repository}/actions/artifacts/{artifact_id}/zip"
         headers = {

@@ -15,8 +15,9 @@ from typing import Any, Literal
 
 from planeteer_action.errors import PlaneteerError
 from planeteer_action.plan.graph import blocked_tasks
+from planeteer_action.plan.lock import PlanLock
 from planeteer_action.plan.model import Plan, Task, parse_time, utc_now
-from planeteer_action.plan.store import PlanLock, load_plan, save_plan
+from planeteer_action.plan.store import load_plan, save_plan
 
 # Every status a task can show, in the order counts are written.
 SHOWN_STATUSES = ("done", "failed", "blocked", "interrupted", "in_progress", "pending")

@@ -1,4 +1,4 @@
-"""The plan on disk: strict loading, atomic saves, the Markdown view beside it, and the owner's lock.
+"""The plan on disk: strict loading, atomic saves and the Markdown view beside it.
 
 A save writes a temporary file in the same folder, fsyncs it and renames it over the plan, so a kill at any
 instant leaves either the previous or the next plan on disk, never a torn one. The JSON is formatted the
@@ -10,27 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import fcntl
-import json
 import os
-import socket
 import tempfile
 import threading
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection
 from concurrent.futures import Future
-from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 import orjson
 from pydantic import ValidationError
 
-from planeteer_action.errors import PlanInvalid, PlanLocked, PlanSaveFailed
+from planeteer_action.errors import PlanInvalid, PlanSaveFailed
 from planeteer_action.plan.graph import check_graph
+from planeteer_action.plan.jsontext import dumps, parse_json
+from planeteer_action.plan.lock import real_path
 from planeteer_action.plan.markdown import TREE_END, markdown_head, task_section, tree_layout, tree_line
-from planeteer_action.plan.model import Plan, Task, utc_now
+from planeteer_action.plan.model import Plan, Task
+from planeteer_action.plan.problems import describe_validation_error, kind_of
 
 
 def load_plan(path: Path) -> Plan:
@@ -45,18 +42,13 @@ def load_plan(path: Path) -> Plan:
         raise PlanInvalid(f"{path}: not UTF-8 text: save the plan as UTF-8 JSON") from None
     except OSError as exc:
         raise PlanInvalid(f"{path}: cannot read: {exc.strerror}") from None
-    try:
-        data = json.loads(text, parse_float=_JsFloat, parse_int=_parse_int)
-    except json.JSONDecodeError as exc:
-        raise PlanInvalid(
-            f"{path}:{exc.lineno}:{exc.colno}: malformed JSON ({exc.msg}): fix the syntax there"
-        ) from None
+    data = parse_json(text, str(path))
     if not isinstance(data, dict):
-        raise PlanInvalid(f"{path}: a plan is a JSON object with id, name and tasks, not {_kind(data)}")
+        raise PlanInvalid(f"{path}: a plan is a JSON object with id, name and tasks, not {kind_of(data)}")
     try:
         plan = Plan.model_validate(data)
     except ValidationError as exc:
-        raise PlanInvalid(f"{path}: {_describe(exc, data)}") from None
+        raise PlanInvalid(f"{path}: {describe_validation_error(exc, data)}") from None
     try:
         check_graph(plan)
     except PlanInvalid as exc:
@@ -64,56 +56,15 @@ def load_plan(path: Path) -> Plan:
     return plan
 
 
-class _JsFloat(float):
-    """A number read from the file; written back the way JavaScript spells it (1.5e-7, not 1.5e-07)."""
-
-
-def _parse_int(text: str) -> int | float:
-    value = int(text)
-    # JSON.stringify wrote integers past 64 bits from a double; orjson cannot hold them as ints.
-    return value if -(2**63) <= value < 2**63 else _JsFloat(text)
-
-
-def _as_fragment(value: Any) -> orjson.Fragment:
-    if isinstance(value, _JsFloat):
-        return orjson.Fragment(_js_number(value).encode())
-    raise TypeError(f"cannot write {type(value).__name__} into a plan")
-
-
-def _dumps(value: Any) -> bytes:
-    return orjson.dumps(value, default=_as_fragment, option=orjson.OPT_INDENT_2)
-
-
 def task_json(task: Task) -> bytes:
     """One task as it appears inside the plan's `tasks` array (indented for that depth)."""
-    return _dumps(task.to_json_dict()).replace(b"\n", b"\n    ")
+    return dumps(task.to_json_dict()).replace(b"\n", b"\n    ")
 
 
 def plan_json(plan: Plan, task_pieces: list[bytes] | None = None) -> bytes:
     """The plan as `JSON.stringify(plan, null, 2)` writes it; `task_pieces` are `task_json` of its tasks."""
     pieces = task_pieces if task_pieces is not None else [task_json(task) for task in plan.tasks]
-    return _dumps(plan.to_json_dict(replace={"tasks": [orjson.Fragment(piece) for piece in pieces]}))
-
-
-def _js_number(value: float) -> str:
-    """ECMAScript Number::toString for a finite float, from the shortest round-trip digits."""
-    if value != value or value in (float("inf"), float("-inf")):
-        return "null"
-    if value == 0:
-        return "0"
-    _, digit_tuple, exponent = Decimal(repr(abs(value))).normalize().as_tuple()
-    digits = "".join(map(str, digit_tuple))
-    k, n = len(digits), int(exponent) + len(digits)
-    if k <= n <= 21:
-        text = digits + "0" * (n - k)
-    elif 0 < n <= 21:
-        text = f"{digits[:n]}.{digits[n:]}"
-    elif -6 < n <= 0:
-        text = "0." + "0" * -n + digits
-    else:
-        mantissa = digits if k == 1 else f"{digits[0]}.{digits[1:]}"
-        text = f"{mantissa}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
-    return ("-" if value < 0 else "") + text
+    return dumps(plan.to_json_dict(replace={"tasks": [orjson.Fragment(piece) for piece in pieces]}))
 
 
 def save_plan(plan: Plan, path: Path) -> None:
@@ -127,10 +78,11 @@ class PlanWriter:
     The executor changes one task per save, so saving a 2,000-task plan costs one task's serialisation
     plus the writes, not the whole plan's. `changed=None` serialises everything. The Markdown view is
     rewritten at most every `markdown_interval` seconds (0: on every save); `finish` brings it up to date.
+    A plan path that is a symbolic link is resolved once: saves replace the file it points to.
     """
 
     def __init__(self, path: Path, markdown_interval: float = 0.0) -> None:
-        self.path = path
+        self.path = real_path(path)
         self._markdown_interval = markdown_interval
         self._markdown_due = 0.0
         self._markdown_stale = False
@@ -175,11 +127,18 @@ class PlanWriter:
             write_atomic(markdown_path(self.path), self._markdown(plan), durable=False)
 
     def write(self, rendered: Rendered) -> None:
+        """Raises PlanSaveFailed (the file on disk is then the previous, whole plan)."""
         plan_bytes, markdown = rendered
-        write_atomic(self.path, plan_bytes)
-        if markdown is not None:
-            # The view is derived from the plan and rewritten often: atomic, but not worth an fsync.
-            write_atomic(markdown_path(self.path), markdown, durable=False)
+        try:
+            write_atomic(self.path, plan_bytes)
+            if markdown is not None:
+                # The view is derived from the plan and rewritten often: atomic, but not worth an fsync.
+                write_atomic(markdown_path(self.path), markdown, durable=False)
+        except OSError as exc:
+            raise PlanSaveFailed(
+                f"cannot save {self.path}: {exc.strerror or exc}: make the file and its folder writable, "
+                "then run again to resume"
+            ) from None
 
     def _markdown(self, plan: Plan) -> bytes:
         pieces = self._pieces
@@ -209,6 +168,8 @@ class BackgroundPlanWriter:
     """
 
     MARKDOWN_INTERVAL = 1.0
+    # How long a forced exit waits for its save: a stuck disk must not keep the process alive.
+    FORCED_SAVE_SECONDS = 0.5
 
     def __init__(self, path: Path) -> None:
         self._writer = PlanWriter(path, markdown_interval=self.MARKDOWN_INTERVAL)
@@ -220,17 +181,20 @@ class BackgroundPlanWriter:
         self._thread.start()
 
     async def save(self, plan: Plan, changed: Collection[str] | None = None) -> None:
+        """Returns once the plan is on disk; cancelling the wait leaves the write to go on regardless."""
         self._last_plan = plan
-        try:
-            await asyncio.wrap_future(self._submit(self._writer.render(plan, changed)))
-        except OSError as exc:
-            raise PlanSaveFailed(
-                f"cannot save {self._writer.path}: {exc.strerror or exc}: fix that, then run again to resume"
-            ) from None
+        await asyncio.wrap_future(self._submit(self._writer.render(plan, changed)))
 
     def save_blocking(self, plan: Plan, changed: Collection[str] | None = None) -> None:
-        """For a forced exit: queued behind any write in flight, so an older one cannot land after it."""
-        self._submit(self._writer.render(plan, changed)).result()
+        """For a forced exit: queued behind any write in flight (so an older one cannot land after it),
+        and waited for `FORCED_SAVE_SECONDS` at most; PlanSaveFailed if it is not on disk by then."""
+        try:
+            self._submit(self._writer.render(plan, changed)).result(timeout=self.FORCED_SAVE_SECONDS)
+        except TimeoutError:
+            raise PlanSaveFailed(
+                f"could not save {self._writer.path} within {self.FORCED_SAVE_SECONDS:g} s before exiting: "
+                "it holds the previous state; run again to resume"
+            ) from None
 
     def close(self) -> None:
         """Finish the writes in flight, then bring the Markdown view up to date."""
@@ -257,25 +221,24 @@ class BackgroundPlanWriter:
                 if not self._pending:
                     return
                 batch, self._pending = self._pending, []
-            # The newest snapshot holds every change; a Markdown view skipped there may be in an older one.
+            # A save whose waiter was cancelled is still written (the newest snapshot holds every change)
+            # but gets no result; this is the race-free way to tell, and it keeps the thread alive.
+            waiting = [done for _, done in batch if done.set_running_or_notify_cancel()]
+            # A Markdown view skipped in the newest snapshot may be in an older one.
             plan_bytes = batch[-1][0][0]
             markdown = next((md for (_, md), _ in reversed(batch) if md is not None), None)
             try:
                 self._writer.write((plan_bytes, markdown))
-            except OSError as exc:
-                for _, done in batch:
+            except Exception as exc:  # whatever it is belongs to the savers; the thread must live on
+                for done in waiting:
                     done.set_exception(exc)
             else:
-                for _, done in batch:
+                for done in waiting:
                     done.set_result(None)
 
 
 def markdown_path(path: Path) -> Path:
     return path.with_suffix(".md")
-
-
-def lock_path(path: Path) -> Path:
-    return path.with_name(path.name + ".lock")
 
 
 def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
@@ -296,7 +259,7 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
             os.chmod(tmp, path.stat().st_mode & 0o777)
         os.replace(tmp, path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
+        with contextlib.suppress(OSError):  # a folder made read-only meanwhile: report the first error
             os.unlink(tmp)
         raise
     if not durable:
@@ -306,132 +269,3 @@ def write_atomic(path: Path, data: bytes, durable: bool = True) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-@dataclass(frozen=True)
-class LockOwner:
-    pid: int
-    host: str
-    since: str
-
-    def describe(self) -> str:
-        return f"pid {self.pid} on {self.host} (since {self.since})"
-
-
-class PlanLock:
-    """One executor per plan: an flock on `<plan>.lock`, which the kernel releases when its owner dies.
-
-    The file's content names the owner, so a refused run can say who holds it, and a run that finds the
-    file left by a dead owner can say it took over.
-    """
-
-    def __init__(self, plan_path: Path) -> None:
-        self.path = lock_path(plan_path)
-        self._fd: int | None = None
-        self.taken_over: LockOwner | None = None
-
-    def acquire(self) -> None:
-        while True:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                owner = _read_owner(fd)
-                os.close(fd)
-                who = owner.describe() if owner else "another process"
-                raise PlanLocked(
-                    f"{self.path.with_suffix('')} is being run by {who}: wait for it to finish "
-                    "or stop it first; only one planeteer may run a plan at a time"
-                ) from None
-            # The previous owner may have unlinked the file between our open and flock: retry on a fresh one.
-            try:
-                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                break
-            os.close(fd)
-        self.taken_over = _read_owner(fd)
-        record = {"pid": os.getpid(), "host": socket.gethostname(), "since": utc_now()}
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, json.dumps(record).encode(), 0)
-        self._fd = fd
-
-    def release(self) -> None:
-        if self._fd is None:
-            return
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.path)
-        fcntl.flock(self._fd, fcntl.LOCK_UN)
-        os.close(self._fd)
-        self._fd = None
-
-    @contextlib.contextmanager
-    def held(self) -> Iterator[PlanLock]:
-        self.acquire()
-        try:
-            yield self
-        finally:
-            self.release()
-
-
-def _read_owner(fd: int) -> LockOwner | None:
-    try:
-        data = json.loads(os.pread(fd, 4096, 0) or b"null")
-        return LockOwner(pid=int(data["pid"]), host=str(data["host"]), since=str(data["since"]))
-    except (ValueError, TypeError, KeyError):
-        return None
-
-
-def _kind(value: Any) -> str:
-    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}.get(
-        type(value), "null"
-    )
-
-
-def _describe(exc: ValidationError, data: dict[str, Any]) -> str:
-    """The first validation error as one line: where (by task id when there is one), what, how to fix."""
-    error = exc.errors()[0]
-    loc = list(error["loc"])
-    where = _location(loc, data)
-    kind = error["type"]
-    if kind == "missing":
-        return f"{where}: required field is missing: add it"
-    if kind == "literal_error":
-        expected = error.get("ctx", {}).get("expected", "")
-        return f"{where}: {error['input']!r} is not allowed: use one of {expected}"
-    expected = {
-        "string_type": "a string",
-        "list_type": "an array",
-        "int_type": "an integer",
-        "dict_type": "an object",
-        "model_type": "an object",
-        "bool_type": "true or false",
-    }.get(kind)
-    got = _kind(error.get("input"))
-    if expected:
-        return f"{where}: expected {expected}, got {got}: fix its type"
-    return f"{where}: {error['msg']}"
-
-
-def _location(loc: list[Any], data: dict[str, Any]) -> str:
-    parts: list[str] = []
-    node: Any = data
-    for i, part in enumerate(loc):
-        if isinstance(part, int):
-            label = f"[{part}]"
-            if isinstance(node, list) and part < len(node) and isinstance(node[part], dict):
-                task_id = node[part].get("id")
-                if loc[i - 1 : i] == ["tasks"] and isinstance(task_id, str):
-                    label = f"[{part}] (task {task_id!r})"
-            parts.append(label)
-        else:
-            parts.append(("." if parts else "") + str(part))
-        node = node[part] if isinstance(node, dict | list) and _has(node, part) else None
-    return "".join(parts) or "plan"
-
-
-def _has(node: dict[str, Any] | list[Any], key: Any) -> bool:
-    if isinstance(node, dict):
-        return key in node
-    return isinstance(key, int) and 0 <= key < len(node)

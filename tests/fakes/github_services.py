@@ -40,9 +40,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+from fakes import azure_blob
+from fakes.azure_blob import AzureBlob
+
 ARTIFACT_SERVICE = "github.actions.results.api.v1.ArtifactService"
 CACHE_SERVICE = "github.actions.results.api.v1.CacheService"
 GHES_PREFIX = "/api/v3"
+GHES_SERVER_URL = "https://ghes.example.internal"
 ARTIFACT_BLOBS = "/actions-results/"
 CACHE_BLOBS = "/actions-cache/"
 _REPOSITORY_ID = 4242
@@ -93,6 +97,9 @@ class FakeArtifact:
     digest: str | None = None
     finalized: bool = False
     expired: bool = False
+    mime_type: str | None = None
+    version: int | None = None
+    blob_state: AzureBlob = field(default_factory=AzureBlob)
 
 
 @dataclass
@@ -107,6 +114,7 @@ class FakeCacheEntry:
     data: bytes | None = None
     size: int = 0
     finalized: bool = False
+    blob_state: AzureBlob = field(default_factory=AzureBlob)
 
 
 @dataclass(frozen=True)
@@ -136,6 +144,7 @@ class _Fault:
     target: str
     status: int
     remaining: int
+    retry_after: str | None = None
 
 
 @dataclass
@@ -227,28 +236,53 @@ class FakeGitHubServices:
         return f"http://127.0.0.1:{self.port}"
 
     @property
+    def server_url(self) -> str:
+        """GITHUB_SERVER_URL of a github.com job (only links are built from it)."""
+        return "https://github.com"
+
+    @property
     def ghes_api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}{GHES_PREFIX}"
 
     # -- test helpers ----------------------------------------------------------------------------------
 
-    def runtime_env(self, run_id: int, attempt: int = 1, job: str = "planeteer") -> dict[str, str]:
-        """The environment a node or docker action step of `job` in attempt `attempt` of run `run_id` gets."""
+    def runtime_env(
+        self, run_id: int, attempt: int = 1, job: str = "planeteer", *, ghes: bool = False
+    ) -> dict[str, str]:
+        """What the runner gives a node or docker action step of `job` in attempt `attempt` of run `run_id`
+        about GitHub's services, and nothing the runner does not set. With `ghes`, a GitHub Enterprise Server
+        job: no results service (no artifacts v4, no cache v2), REST under /api/v3."""
         with self._lock:
             run_backend_id = self._attempts.setdefault(run_id, {}).setdefault(attempt, str(uuid.uuid4()))
             job_backend_id = str(uuid.uuid5(uuid.UUID(run_backend_id), job))
             token = _mint_runtime_token(run_backend_id, job_backend_id)
             self._scopes[token] = _JobScope(run_id, attempt, job, run_backend_id, job_backend_id)
-        return {
+        env = {
+            # actions/runner src/Runner.Worker/Handlers/NodeScriptActionHandler.cs:
+            #   Environment["ACTIONS_RUNTIME_TOKEN"] = systemConnection.Authorization.Parameters[...AccessToken];
             "ACTIONS_RUNTIME_TOKEN": token,
-            "ACTIONS_RESULTS_URL": self.results_url,
-            "ACTIONS_CACHE_SERVICE_VERSION": "v2",
-            "GITHUB_API_URL": self.api_url,
-            "GITHUB_SERVER_URL": self.api_url,
+            # github context keys, exported as GITHUB_<KEY> by src/Runner.Worker/GitHubContext.cs
+            # (`_contextEnvAllowlist`: repository, run_id, run_attempt, job, api_url, server_url).
             "GITHUB_REPOSITORY": self.repository,
             "GITHUB_RUN_ID": str(run_id),
             "GITHUB_RUN_ATTEMPT": str(attempt),
             "GITHUB_JOB": job,
+        }
+        if ghes:
+            # On GHES server_url and api_url name the server's own host (JobExtension derives server_url from
+            # the runner's configured GitHubUrl when the job message has none).
+            return {**env, "GITHUB_SERVER_URL": GHES_SERVER_URL, "GITHUB_API_URL": self.ghes_api_url}
+        return {
+            **env,
+            # NodeScriptActionHandler.cs: `if (systemConnection.Data.TryGetValue("ResultsServiceUrl", out var
+            # resultsUrl) && ...) Environment["ACTIONS_RESULTS_URL"] = resultsUrl;`
+            "ACTIONS_RESULTS_URL": self.results_url,
+            # NodeScriptActionHandler.cs: `if (ExecutionContext.Global.Variables.GetBoolean(
+            # "actions_uses_cache_service_v2") ?? false) Environment["ACTIONS_CACHE_SERVICE_V2"] = bool.TrueString;`
+            "ACTIONS_CACHE_SERVICE_V2": "True",
+            "GITHUB_API_URL": self.api_url,
+            # github.com's own server URL: the official clients' isGhes() keys on its host name.
+            "GITHUB_SERVER_URL": self.server_url,
         }
 
     def rerun_all_jobs(self, run_id: int) -> int:
@@ -264,10 +298,11 @@ class FakeGitHubServices:
                 self._remove_artifact(artifact)
             return new_attempt
 
-    def fail_next(self, target: str, status: int, times: int = 1) -> None:
-        """Answer the next `times` requests to `target` with `status` (0: drop the connection)."""
+    def fail_next(self, target: str, status: int, times: int = 1, *, retry_after: str | None = None) -> None:
+        """Answer the next `times` requests to `target` with `status` (0: drop the connection), with a
+        Retry-After header when `retry_after` is given."""
         with self._lock:
-            self._faults.append(_Fault(target, status, times))
+            self._faults.append(_Fault(target, status, times, retry_after))
 
     @property
     def artifacts(self) -> list[FakeArtifact]:
@@ -297,17 +332,13 @@ class FakeGitHubServices:
         return reply if reply.status else None
 
     def _injected_fault(self, path: str) -> _Reply | None:
-        twirp_method = path.rsplit("/", 1)[-1] if path.startswith("/twirp/") else None
         for fault in self._faults:
-            if fault.remaining > 0 and (fault.target == twirp_method or path.startswith(fault.target)):
+            if fault.remaining > 0 and (fault.target == _twirp_method(path) or path.startswith(fault.target)):
                 fault.remaining -= 1
-                if fault.status == 0:
-                    return _Reply(0)
-                if twirp_method and fault.status in _TWIRP_CODES:
-                    return _twirp_error(fault.status, _TWIRP_CODES[fault.status], "injected fault")
-                if twirp_method or path.startswith((ARTIFACT_BLOBS, CACHE_BLOBS)):
-                    return _Reply(fault.status, b"<html><body>injected fault</body></html>")
-                return _rest_error(fault.status, "injected fault")
+                reply = _fault_reply(path, fault.status)
+                if fault.retry_after is not None:
+                    reply.headers["Retry-After"] = fault.retry_after
+                return reply
         return None
 
     def _route(self, method: str, host: str, path: str, query: str, headers: dict[str, str], body: bytes) -> _Reply:
@@ -346,21 +377,23 @@ class FakeGitHubServices:
         record = self._blobs.get(path)
         if record is None:
             return _azure_error(404, "BlobNotFound", "the specified blob does not exist")
+        refused = azure_blob.check_version(headers)
+        if refused is not None:
+            return _Reply(*refused)
         if method == "PUT":
             if "w" not in permissions:
                 return _azure_error(403, "AuthorizationPermissionMismatch", "the signature does not allow writes")
-            if headers.get("x-ms-blob-type") != "BlockBlob":
-                return _azure_error(400, "MissingRequiredHeader", "x-ms-blob-type: BlockBlob is required")
             if record.finalized:
                 return _azure_error(409, "BlobImmutable", "the blob is sealed")
-            record.data = body
-            return _Reply(201, headers={"ETag": f'"{hashlib.md5(body).hexdigest()}"'})
+            status, answer, answer_headers = azure_blob.write(record.blob_state, params, headers, body)
+            record.data = record.blob_state.data
+            return _Reply(status, answer, answer_headers)
         if method == "GET":
             if "r" not in permissions:
                 return _azure_error(403, "AuthorizationPermissionMismatch", "the signature does not allow reads")
-            if not record.finalized or record.data is None:
+            if not record.finalized:
                 return _azure_error(404, "BlobNotFound", "the specified blob does not exist")
-            return _Reply(200, record.data, {"Content-Type": "application/octet-stream"})
+            return _Reply(*azure_blob.read(record.blob_state, headers))
         return _azure_error(405, "UnsupportedHttpVerb", f"{method} is not supported here")
 
     # -- twirp -----------------------------------------------------------------------------------------
@@ -423,6 +456,8 @@ class FakeGitHubServices:
             workflow_job_run_backend_id=scope.workflow_job_run_backend_id,
             blob=blob,
             created_at=datetime.now(UTC),
+            mime_type=message.get("mime_type"),
+            version=version,
         )
         self._artifacts.append(artifact)
         self._blobs[blob] = artifact
@@ -685,6 +720,21 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests inspect `FakeGitHubServices.requests` instead."""
+
+
+def _twirp_method(path: str) -> str | None:
+    return path.rsplit("/", 1)[-1] if path.startswith("/twirp/") else None
+
+
+def _fault_reply(path: str, status: int) -> _Reply:
+    twirp_method = _twirp_method(path)
+    if status == 0:
+        return _Reply(0)
+    if twirp_method and status in _TWIRP_CODES:
+        return _twirp_error(status, _TWIRP_CODES[status], "injected fault")
+    if twirp_method or path.startswith((ARTIFACT_BLOBS, CACHE_BLOBS)):
+        return _Reply(status, b"<html><body>injected fault</body></html>")
+    return _rest_error(status, "injected fault")
 
 
 def _json(status: int, body: object, headers: dict[str, str] | None = None) -> _Reply:
