@@ -1,8 +1,10 @@
 """A GitHub Actions job, as far as the action's Python entrypoint can tell, for end-to-end tests.
 
-`Machine` is one runner of one attempt of a job: its own RUNNER_TEMP, HOME and checkout, the GITHUB_*
-variables the runner sets, the runtime token the fake services mint for that attempt, and the INPUT_*
-variables exactly as the runner names them for a composite action's steps (`INPUT_WORKING-DIRECTORY`).
+`Machine` is one runner of one attempt of a job: its own RUNNER_TEMP, HOME and checkout, and for each step
+exactly the variables the runner sets for that kind of step (runner_env's table, which cites the runner
+source of each: a node step's ACTIONS_* credentials, GITHUB_*, RUNNER_*, INPUT_* named as Handler.cs names
+them), with the runtime token the fake services mint for that attempt and the step's `env:` and `with:`
+expanded from action.yml.
 `Machine.run_action()` runs the action's steps the way action.yml does: every actions/github-script step in
 order, under node, through `github_script.js` (what that action does with its `script`), the `run` step and
 then, as `if: always()`, the `finalize` step (each of which launches `python -m planeteer_action <step>`
@@ -33,41 +35,48 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from action_repository import REPOSITORY
 from fakes.github_services import FakeGitHubServices
-from helpers import git, processes_with_env, wait_for
+from helpers import processes_with_env, wait_for
+from runner_env import StepKind, evaluate, step_environment
 
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(os.environ.get("COPILOT_CLI_PATH") or REPO / ".tools/node_modules/.bin/copilot")
-REPOSITORY = "octo-org/planeteer"
 MARKER_ENV = "PLANETEER_ACTION_TEST_MARKER"
 ACTION = yaml.safe_load((REPO / "action.yml").read_text(encoding="utf-8"))
 GITHUB_SCRIPT = Path(__file__).with_name("github_script.js")
 JOB_TOKEN = "ghs_job-token-of-the-workflow-0123456789"
 """`github.token`, which github-script's `github-token` input falls back to."""
+COMPOSITE = "octo-org/planeteer-action@v1"
+"""How the job uses this action (`uses:`): the github context its steps inherit."""
+FILE_COMMANDS = {
+    "GITHUB_OUTPUT": "github-output",
+    "GITHUB_STEP_SUMMARY": "step-summary",
+    "GITHUB_ENV": "github-env",
+    "GITHUB_PATH": "github-path",
+    "GITHUB_STATE": "github-state",
+}
+"""Each step's file commands, and the file each gets in the step's folder."""
+GITHUB_SCRIPT_DEFAULTS = {
+    "debug": "false",
+    "user-agent": "actions/github-script",
+    "result-encoding": "json",
+    "retries": "0",
+    "retry-exempt-status-codes": "400,401,403,404,422",
+}
+"""github-script's action.yml defaults, which the runner adds as INPUT_* (inputs without a default left out)."""
+JOB_CONTEXT = {
+    "GITHUB_REF": "refs/heads/main", "GITHUB_REF_NAME": "main", "GITHUB_REF_TYPE": "branch",
+    "GITHUB_REF_PROTECTED": "false", "GITHUB_BASE_REF": "", "GITHUB_HEAD_REF": "",
+    "GITHUB_EVENT_NAME": "workflow_dispatch", "GITHUB_WORKFLOW": "Run a Planeteer plan",
+    "GITHUB_WORKFLOW_REF": f"{REPOSITORY}/.github/workflows/run-plan.yml@refs/heads/main",
+    "GITHUB_RUN_NUMBER": "7", "GITHUB_RETENTION_DAYS": "90", "GITHUB_ACTOR": "octocat", "GITHUB_ACTOR_ID": "583231",
+    "GITHUB_TRIGGERING_ACTOR": "octocat", "GITHUB_REPOSITORY_ID": "424242",
+    "GITHUB_REPOSITORY_OWNER": REPOSITORY.split("/")[0], "GITHUB_REPOSITORY_OWNER_ID": "9919",
+    "RUNNER_OS": "Linux", "RUNNER_ARCH": "X64", "RUNNER_NAME": "GitHub Actions 1000000001",
+}  # fmt: skip
+"""What the server's job message (and the runner's host) give every step, the same in every test."""
 _OUTPUT_HEADER = re.compile(r"^([A-Za-z0-9_.-]+)<<(.+)$")
-
-
-def make_origin(path: Path, plan: Mapping[str, Any], plan_path: str, files: Mapping[str, str] = {}) -> str:
-    """A repository holding the plan (and `files`) in one commit on `main`; returns the commit id."""
-    path.mkdir(parents=True)
-    git(path, "init", "--quiet", "--initial-branch=main")
-    target = path / plan_path
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(plan, indent=2) + "\n", encoding="utf-8")
-    for name, text in {"README.md": "# test repository\n", **files}.items():
-        (path / name).parent.mkdir(parents=True, exist_ok=True)
-        (path / name).write_text(text, encoding="utf-8")
-    git(path, "add", "--all")
-    git(path, "commit", "--quiet", "-m", "Add the plan")
-    return git(path, "rev-parse", "HEAD")
-
-
-def checkout(origin: Path, sha: str, dest: Path) -> Path:
-    """What actions/checkout leaves: a fresh clone at `sha` on branch main, its origin on github.com."""
-    subprocess.run(["git", "clone", "--quiet", "--no-local", str(origin), str(dest)], check=True, capture_output=True)
-    git(dest, "checkout", "--quiet", "-B", "main", sha)
-    git(dest, "remote", "set-url", "origin", f"https://github.com/{REPOSITORY}.git")
-    return dest
 
 
 def parse_outputs(text: str) -> dict[str, str]:
@@ -149,6 +158,12 @@ class Machine:
     inputs: Mapping[str, str]
     extra_env: Mapping[str, str] = field(default_factory=dict)
     private_repository: bool = True
+    ghes: bool = False
+    """A GitHub Enterprise Server job: no results service (no artifacts v4, no cache v2), its own host."""
+    cache_mode: str = ""
+    """The job variable actions_cache_mode (none, read, write, write-only); empty: not set."""
+    id_token: bool = False
+    """`permissions: id-token: write`."""
     marker: str = field(default_factory=lambda: uuid.uuid4().hex)
     runtime_tokens: list[str] = field(default_factory=list)
     """Every ACTIONS_RUNTIME_TOKEN a step of this machine was given (a secret like the inputs')."""
@@ -166,53 +181,68 @@ class Machine:
         """Where the action keeps a plan's state on the runner (`$RUNNER_TEMP/planeteer/<state>`)."""
         return self.runner_temp / "planeteer"
 
-    def env(self, step_dir: Path) -> dict[str, str]:
-        home = self.root / "home"
-        for folder in (home, self.runner_temp, step_dir):
+    def _runner_variables(
+        self, kind: StepKind, step_dir: Path, uses: str = "", in_action: bool = True
+    ) -> dict[str, str]:
+        """What the runner itself sets for a step of `kind` (runner_env lists each name and its source);
+        `uses`: the step's action (`actions/github-script@v9`); `in_action`: a step of this composite action."""
+        for folder in (self.root / "home", self.runner_temp, step_dir):
             folder.mkdir(parents=True, exist_ok=True)
         event = self.root / "event.json"
-        event.write_text(
-            json.dumps(
-                {
-                    "repository": {"full_name": REPOSITORY, "private": self.private_repository},
-                    "inputs": {},
-                    "ref": "refs/heads/main",
-                }
-            )
-        )
-        output, summary = step_dir / "github-output", step_dir / "step-summary"
-        for command_file in ("github-output", "step-summary", "github-env", "github-path", "github-state"):
-            (step_dir / command_file).touch()  # the runner creates them before the step starts
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(home),
-            "LANG": "C.UTF-8",
-            "CI": "true",
+        event.write_text(json.dumps({"repository": {"full_name": REPOSITORY, "private": self.private_repository}}))
+        files = {name: step_dir / file_name for name, file_name in FILE_COMMANDS.items()}
+        for path in files.values():
+            path.touch()  # FileCommandManager creates them before the step starts
+        services = self.fake.runtime_env(self.run_id, self.attempt, ghes=self.ghes)  # this attempt's token, URLs
+        token = services["ACTIONS_RUNTIME_TOKEN"]
+        action_repository, _, action_ref = (uses or COMPOSITE).partition("@")
+        variables = {
+            **{name: services[name] for name in ("GITHUB_API_URL", "GITHUB_SERVER_URL", "GITHUB_REPOSITORY")},
+            **{name: services[name] for name in ("GITHUB_RUN_ID", "GITHUB_RUN_ATTEMPT", "GITHUB_JOB")},
+            **{name: str(path) for name, path in files.items()},
             "GITHUB_ACTIONS": "true",
-            "RUNNER_OS": "Linux",
-            "RUNNER_ARCH": "X64",
-            "RUNNER_TEMP": str(self.runner_temp),
+            "CI": "true",
+            "GITHUB_GRAPHQL_URL": f"{services['GITHUB_API_URL']}/graphql",
             "GITHUB_WORKSPACE": str(self.workspace),
             "GITHUB_SHA": self.sha,
-            "GITHUB_REF": "refs/heads/main",
-            "GITHUB_REF_NAME": "main",
-            "GITHUB_EVENT_NAME": "workflow_dispatch",
+            "GITHUB_WORKFLOW_SHA": self.sha,
             "GITHUB_EVENT_PATH": str(event),
-            "GITHUB_OUTPUT": str(output),
-            "GITHUB_STEP_SUMMARY": str(summary),
-            "GITHUB_ENV": str(step_dir / "github-env"),
-            "GITHUB_PATH": str(step_dir / "github-path"),
-            "GITHUB_STATE": str(step_dir / "github-state"),
-            "COPILOT_CLI_PATH": str(CLI),
-            MARKER_ENV: self.marker,
-            # GITHUB_REPOSITORY, GITHUB_RUN_ID, GITHUB_RUN_ATTEMPT, GITHUB_API_URL, GITHUB_SERVER_URL and
-            # ACTIONS_RUNTIME_TOKEN, ACTIONS_RESULTS_URL, ACTIONS_CACHE_SERVICE_VERSION:
-            **self.fake.runtime_env(self.run_id, self.attempt),
+            **JOB_CONTEXT,
+            "GITHUB_ACTION": step_dir.name,
+            "RUNNER_TOOL_CACHE": str(self.root / "toolcache"),
+            "RUNNER_TEMP": str(self.runner_temp),
+            "RUNNER_WORKSPACE": str(self.workspace.parent),
         }
-        self.runtime_tokens.append(env["ACTIONS_RUNTIME_TOKEN"])
-        env.update({f"INPUT_{name.replace(' ', '_').upper()}": value for name, value in self.inputs.items()})
-        env.update(self.extra_env)
-        return env
+        if in_action:  # a composite's steps get a copy of its github context; a nested action sets its own
+            variables |= {"GITHUB_ACTION_REPOSITORY": action_repository, "GITHUB_ACTION_REF": action_ref}
+            variables["GITHUB_ACTION_PATH"] = str(REPO)
+        if self.id_token:  # `permissions: id-token: write`: both kinds of step, the runtime token's value
+            self.runtime_tokens.append(token)
+            variables["ACTIONS_ID_TOKEN_REQUEST_URL"] = f"{self.fake.results_url}idtoken"
+            variables["ACTIONS_ID_TOKEN_REQUEST_TOKEN"] = token
+        if kind == "node":
+            self.runtime_tokens.append(token)
+            variables |= {"ACTIONS_RUNTIME_TOKEN": token, "ACTIONS_RUNTIME_URL": f"{self.fake.results_url}pipelines/"}
+            # Where the server has them (not GHES): the results service and the v2 cache flag ("True").
+            variables |= {k: services[k] for k in ("ACTIONS_RESULTS_URL", "ACTIONS_CACHE_SERVICE_V2") if k in services}
+            if self.cache_mode:
+                variables["ACTIONS_CACHE_MODE"] = self.cache_mode
+        return variables
+
+    def _base_env(self) -> dict[str, str]:
+        """The runner process's own environment, which every step inherits, and the job's GITHUB_ENV exports."""
+        home = self.root / "home"
+        path = os.environ.get("PATH", "/usr/bin:/bin")
+        base = {"PATH": path, "HOME": str(home), "LANG": "C.UTF-8", MARKER_ENV: self.marker}
+        return {**base, "COPILOT_CLI_PATH": str(CLI), **self.job_env, **self.extra_env}
+
+    def _expression_context(self) -> dict[str, str]:
+        """What action.yml's `${{ }}` expressions read: the action's inputs (given or default)."""
+        context = {"github.token": JOB_TOKEN, "github.action_path": str(REPO)}
+        for name, spec in ACTION["inputs"].items():
+            default = evaluate(str(spec.get("default", "")), context)
+            context[f"inputs.{name}"] = self.inputs.get(name, default)
+        return context
 
     def start(self, step: str) -> tuple[subprocess.Popen[bytes], Path]:
         """Start action.yml's step of this id (`run`, `finalize`) as the runner does, after the github-script
@@ -228,14 +258,19 @@ class Machine:
         return self._start_script(spec)
 
     def _start_script(self, spec: dict[str, Any]) -> tuple[subprocess.Popen[bytes], Path]:
-        """A github-script step: the runner's environment for a JavaScript step, the job's exports, the
-        step's INPUT_* (from the machine's inputs) and github-script's own inputs."""
+        """A github-script step: the runner's variables for a node step, the job's exports, the step's
+        `env:` and its `with:` inputs (over github-script's own defaults) as INPUT_*."""
         self._steps += 1
         step_dir = self.root / f"step{self._steps}-{spec.get('id') or 'script'}"
-        env = {**self.env(step_dir), **self.job_env}
-        with_inputs = spec.get("with", {})
-        env["INPUT_SCRIPT"] = with_inputs["script"].replace("${{ github.action_path }}", str(REPO))
-        env["INPUT_GITHUB-TOKEN"] = self.inputs.get("github-token") or JOB_TOKEN
+        context = self._expression_context()
+        step_env = {name: evaluate(str(value), context) for name, value in spec.get("env", {}).items()}
+        with_inputs = {name: evaluate(str(value), context) for name, value in spec.get("with", {}).items()}
+        env = step_environment(
+            "node",
+            self._runner_variables("node", step_dir, spec["uses"]),
+            inputs={**GITHUB_SCRIPT_DEFAULTS, **with_inputs},
+            step_env={**self._base_env(), **step_env},
+        )
         with (step_dir / "stdout").open("wb") as out, (step_dir / "stderr").open("wb") as err:
             (step_dir / "started").write_text(str(time.monotonic()))
             process = subprocess.Popen(
@@ -247,6 +282,17 @@ class Machine:
                 stderr=err,
             )
         return process, step_dir
+
+    def run_later_step(self, script: str) -> StepResult:
+        """A `run:` step of the user's job after the action (not in the composite): what it sees of the job."""
+        self._steps += 1
+        step_dir = self.root / f"step{self._steps}-later"
+        runner = self._runner_variables("run", step_dir, in_action=False)
+        env = step_environment("run", runner, step_env=self._base_env())
+        (step_dir / "started").write_text(str(time.monotonic()))
+        with (step_dir / "stdout").open("wb") as out, (step_dir / "stderr").open("wb") as err:
+            process = subprocess.Popen(["bash", "-ec", script], cwd=self.workspace, env=env, stdout=out, stderr=err)
+        return self.collect("later", process, step_dir, timeout=60)
 
     def collect(self, step: str, process: subprocess.Popen[bytes], step_dir: Path, timeout: float) -> StepResult:
         code = process.wait(timeout=timeout)

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from action_env import CLI, ActionRun, Machine, checkout, make_origin, parse_outputs, read_json
+from action_env import CLI, ActionRun, Machine, parse_outputs, read_json
+from action_repository import checkout, make_origin
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from fakes.github_services import FakeGitHubServices
 from helpers import git
@@ -262,6 +263,8 @@ def interrupted_then_rerun(
             requests_before = len(model.requests)
 
             if rerun == "all":
+                # The runner announces the v2 cache as NodeScriptActionHandler does (ACTIONS_CACHE_SERVICE_V2=True).
+                assert [e for e in fake.cache_entries if e.data], "attempt 1 wrote no cache copy to resume from"
                 assert flow.fake.rerun_all_jobs(flow.run_id) == 2
                 assert not [a for a in fake.artifacts if a.run_id == flow.run_id], "re-run all deletes them"
             second = flow.machine(2)

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from action_env import CLI, JOB_TOKEN, Machine, checkout, make_origin, read_json
+from action_env import CLI, JOB_TOKEN, Machine, read_json
+from action_repository import checkout, make_origin
 from fakes.github_services import FakeGitHubServices
 from test_agent_environment import DUMP_COMMAND, DUMP_FILE, dump_sections
 
@@ -54,6 +55,7 @@ def test_the_runtime_token_reaches_planeteer_and_no_later_step(tmp_path: Path, f
     box = machine(tmp_path, fake, "plan-launch-env", {"offline": "true"})
     try:
         run = box.run_action()
+        later = box.run_later_step("env")  # e.g. the repository's own build script, after the action
     finally:
         box.cleanup()
     assert (run.run.exit_code, run.finalize.exit_code) == (0, 0), run.stdout + run.run.stderr
@@ -63,6 +65,22 @@ def test_the_runtime_token_reaches_planeteer_and_no_later_step(tmp_path: Path, f
         exported = (step_dir / "github-env").read_text()
         assert not [t for t in box.runtime_tokens if t in exported], f"{step_dir.name} exported the runtime token"
     assert not [name for name in box.job_env if name.startswith("ACTIONS_")], box.job_env
+    assert later.exit_code == 0 and f"GITHUB_RUN_ID={box.run_id}" in later.stdout  # the control
+    assert not [t for t in box.runtime_tokens if t in later.stdout], "a later step holds the runtime token"
+    assert not [line for line in later.stdout.splitlines() if line.startswith(("ACTIONS_", "INPUT_"))]
+
+
+def test_with_id_token_write_every_run_step_holds_the_runtime_token_under_another_name(
+    tmp_path: Path, fake: FakeGitHubServices
+) -> None:
+    """The runner's doing, not the action's (ScriptHandler.cs sets the OIDC pair from the same AccessToken):
+    the README says so, and this keeps the simulation honest about it."""
+    box = machine(tmp_path, fake, "plan-launch-oidc", {"offline": "true"})
+    box.id_token = True
+    later = box.run_later_step("env")
+    (line,) = [line for line in later.stdout.splitlines() if line.startswith("ACTIONS_ID_TOKEN_REQUEST_TOKEN=")]
+    assert "ACTIONS_RUNTIME_TOKEN" not in later.stdout
+    assert line.split("=", 1)[1] in box.runtime_tokens
 
 
 def test_a_cancellation_reaches_python_through_the_launcher_and_finalize_uploads(

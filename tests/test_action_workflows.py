@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -95,3 +98,79 @@ def test_no_step_of_the_action_exports_the_runtime_credentials_to_the_job() -> N
     assert "exportVariable" not in text and "ACTIONS_RUNTIME_TOKEN" not in text
     for step in load("action.yml")["runs"]["steps"]:
         assert "GITHUB_ENV" not in step.get("run", "") or "ACTIONS_" not in step.get("run", "")
+
+
+CURRENT_MAJORS = {
+    "actions/checkout": 7,
+    "actions/setup-python": 7,
+    "actions/setup-node": 7,
+    "actions/cache": 6,
+    "actions/github-script": 9,
+    "actions/upload-artifact": 7,
+    "actions/download-artifact": 8,
+}
+"""The node24 majors, late 2026 (release notes quoted in /tmp/issue8-research.md §5); node20 ones are removed."""
+
+
+def uses_of(data: Any) -> list[str]:
+    """Every `uses:` value in a workflow or action file, however deeply nested."""
+    if isinstance(data, dict):
+        own = [str(data["uses"])] if "uses" in data else []
+        return own + [u for value in data.values() for u in uses_of(value)]
+    if isinstance(data, list):
+        return [u for item in data for u in uses_of(item)]
+    return []
+
+
+@pytest.mark.parametrize("relative", ["action.yml", "examples/workflows/run-plan.yml", ".github/workflows/ci.yml"])
+def test_every_official_action_is_at_its_current_major(relative: str) -> None:
+    official = [u for u in uses_of(load(relative)) if u.startswith("actions/")]
+    assert official, f"{relative} uses no official action"
+    for uses in official:
+        name, _, ref = uses.partition("@")
+        assert name in CURRENT_MAJORS, f"{relative}: {uses} is not in the checked list; check its current major"
+        assert ref == f"v{CURRENT_MAJORS[name]}", f"{relative}: {uses} is not the current major v{CURRENT_MAJORS[name]}"
+
+
+def test_the_github_script_shim_gives_a_script_what_github_script_v9_gives(tmp_path: Path) -> None:
+    """The argument names of v9 (src/args.ts), a require that resolves relative IDs against the working
+    directory, no `@actions/github` (ESM-only since v9), and the script's result as the `result` output."""
+    (tmp_path / "sibling.js").write_text("module.exports = 'found from the working directory'\n")
+    script = """
+        const names = ['require', '__original_require__', 'github', 'octokit', 'getOctokit', 'context', 'core',
+          'exec', 'glob', 'io']
+        let loaded = 'yes'
+        try { require('@actions/github') } catch (error) { loaded = error.code }
+        return {count: arguments.length, defined: names.filter(name => eval(`typeof ${name}`) !== 'undefined'),
+          relative: require('./sibling.js'), github: loaded}
+    """
+    names = [
+        "require",
+        "__original_require__",
+        "github",
+        "octokit",
+        "getOctokit",
+        "context",
+        "core",
+        "exec",
+        "glob",
+        "io",
+    ]
+    output = tmp_path / "output"
+    output.touch()
+    env = {"PATH": os.environ["PATH"], "GITHUB_OUTPUT": str(output), "INPUT_SCRIPT": script, "INPUT_GITHUB-TOKEN": "t"}
+    shim = ["node", str(REPO / "tests/github_script.js")]
+    done = subprocess.run(shim, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+    header, value, _ = output.read_text().splitlines()
+    assert header.startswith("result<<")
+    assert json.loads(value) == {
+        "count": len(names),
+        "defined": names,
+        "relative": "found from the working directory",
+        "github": "MODULE_NOT_FOUND",
+    }
+    # A required input missing fails the step as github-script does.
+    missing = subprocess.run(shim, cwd=tmp_path, env={**env, "INPUT_SCRIPT": ""}, capture_output=True, text=True)
+    assert missing.returncode == 1
+    assert "::error::Unhandled error: Error: Input required and not supplied: script" in missing.stdout

@@ -1,5 +1,9 @@
 // Starts `python -m planeteer_action <step>` from action.yml's github-script steps, and is that step's process.
 //
+// The step's script is `return require('<action path>/planeteer_action/action/launch.js').launch(step, core)`:
+// of what actions/github-script@v9 gives a script it uses `require` (still its wrapRequire in v9) and `core`
+// only; nothing of `@actions/github`, which v9 scripts can no longer require (it became ESM-only).
+//
 // Why a JavaScript step: the runner gives the artifact and cache services' token (ACTIONS_RUNTIME_TOKEN) only
 // to JavaScript and Docker steps. Exporting it through GITHUB_ENV would hand it to every later step of the
 // job; this launcher gives it to planeteer's own process only.
