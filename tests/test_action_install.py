@@ -13,7 +13,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,9 @@ FILE_COMMANDS = ("GITHUB_OUTPUT", "GITHUB_ENV", "GITHUB_PATH", "GITHUB_STATE", "
 
 
 def step(name_start: str) -> dict[str, Any]:
-    (found,) = [s for s in ACTION["runs"]["steps"] if str(s.get("name", "")).startswith(name_start)]
-    return found
+    found: list[dict[str, Any]] = [s for s in ACTION["runs"]["steps"] if str(s.get("name", "")).startswith(name_start)]
+    (only,) = found
+    return only
 
 
 def copy_action(dest: Path) -> Path:
@@ -104,7 +105,7 @@ def test_changing_any_file_of_the_action_changes_the_install_key(tmp_path: Path)
     # The same files elsewhere (each runner keeps actions under its own _actions folder): the same key.
     assert key_of(copy_action(tmp_path / "elsewhere"), tmp_path) == key
 
-    changes = {
+    changes: dict[str, Callable[[Path], object]] = {
         "pyproject.toml": lambda p: p.write_text(p.read_text() + "\n# 0.1.1\n"),
         "planeteer_action/engine/executor.py": lambda p: p.write_text(p.read_text() + "\n"),
         "planeteer_action/action/launch.js": lambda p: p.write_text(p.read_text().replace("'use strict'", "")),
