@@ -19,8 +19,9 @@ ALLOWED = {
     "copilot": {"engine", "plan"},
     "checkpoints": {"plan", "github"},
     "runner": {"plan", "engine", "copilot"},
-    "cli": {"plan", "engine", "copilot", "checkpoints", "github", "runner"},
-    "action": {"plan", "engine", "checkpoints", "github", "runner"},
+    "delivery": {"plan", "engine", "github"},
+    "cli": {"plan", "engine", "copilot", "checkpoints", "github", "runner", "delivery"},
+    "action": {"plan", "engine", "checkpoints", "github", "runner", "delivery"},
 }
 TOP_LEVEL = {"errors", "gitinfo", "redaction", "__init__", "__main__"}
 

@@ -9,7 +9,8 @@ One ThreadingHTTPServer (port 0, on a daemon thread) speaks:
   blob host differs from the API host, so a client that forwards credentials there is caught. It rejects
   any request that carries an Authorization header or a token;
 - the REST endpoints for the repository, its workflow runs and their artifacts (302 to the blob for a
-  download), at the root and under the GitHub Enterprise Server prefix /api/v3.
+  download), and its pull requests (`pulls`, fakes/pulls.py), at the root and under the GitHub Enterprise
+  Server prefix /api/v3. `user_permissions` set: GET /repos answers `permissions` as for a user's token.
 
 Runs have attempts. `runtime_env(run, attempt, job)` mints that job's runtime token, a JWT whose `scp`
 claim names the attempt's and job's backend ids; twirp calls see only their own attempt, REST sees every
@@ -42,6 +43,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 from fakes import azure_blob
 from fakes.azure_blob import AzureBlob
+from fakes.pulls import FakePulls
 
 ARTIFACT_SERVICE = "github.actions.results.api.v1.ArtifactService"
 CACHE_SERVICE = "github.actions.results.api.v1.CacheService"
@@ -181,6 +183,8 @@ class FakeGitHubServices:
         self._cache_ids = itertools.count(301)
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
+        self.pulls = FakePulls(repository, "http://127.0.0.1:0")
+        self.user_permissions: dict[str, bool] | None = None
         self._twirp_methods: dict[tuple[str, str], Callable[[_JobScope, dict[str, Any]], dict[str, Any]]] = {
             (ARTIFACT_SERVICE, "CreateArtifact"): self._create_artifact,
             (ARTIFACT_SERVICE, "FinalizeArtifact"): self._finalize_artifact,
@@ -198,6 +202,7 @@ class FakeGitHubServices:
         server = _Server(("127.0.0.1", 0), _Handler)
         server.fake = self
         self._server = server
+        self.pulls.server = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(
             target=server.serve_forever,
             kwargs={"poll_interval": 0.05},
@@ -349,7 +354,7 @@ class FakeGitHubServices:
         if path.startswith("/twirp/"):
             return self._twirp(method, path, headers, body)
         prefix = GHES_PREFIX if path.startswith(f"{GHES_PREFIX}/") else ""
-        return self._rest(method, path[len(prefix) :], query, headers, f"http://{host}{prefix}")
+        return self._rest(method, path[len(prefix) :], query, headers, f"http://{host}{prefix}", body)
 
     # -- blob storage ----------------------------------------------------------------------------------
 
@@ -570,7 +575,7 @@ class FakeGitHubServices:
 
     # -- REST ------------------------------------------------------------------------------------------
 
-    def _rest(self, method: str, path: str, query: str, headers: dict[str, str], base: str) -> _Reply:
+    def _rest(self, method: str, path: str, query: str, headers: dict[str, str], base: str, body: bytes) -> _Reply:
         authorization = headers.get("authorization", "")
         if not authorization:
             return _rest_error(401, "Requires authentication")
@@ -578,6 +583,8 @@ class FakeGitHubServices:
         if scheme.lower() not in ("token", "bearer") or token != self.rest_token:
             return _rest_error(401, "Bad credentials")
         parts = path.strip("/").split("/")
+        if parts[:1] == ["repos"] and "/".join(parts[1:3]) == self.repository and parts[3:4] == ["pulls"]:
+            return self._pulls(method, parts[4:], query, body, base)
         if method != "GET" or parts[:1] != ["repos"] or "/".join(parts[1:3]) != self.repository:
             return _rest_error(404, "Not Found")
         match parts[3:]:
@@ -591,6 +598,14 @@ class FakeGitHubServices:
                 return self._artifact_zip(int(artifact_id))
         return _rest_error(404, "Not Found")
 
+    def _pulls(self, method: str, parts: list[str], query: str, body: bytes, base: str) -> _Reply:
+        try:
+            message = json.loads(body) if body else None
+        except ValueError:
+            return _rest_error(400, "Problems parsing JSON")
+        status, answer, headers = self.pulls.handle(method, parts, query, message, base)
+        return _json(status, answer, headers)
+
     def _repository_json(self, base: str) -> dict[str, Any]:
         owner, _, name = self.repository.partition("/")
         return {
@@ -603,6 +618,7 @@ class FakeGitHubServices:
             "html_url": f"http://127.0.0.1:{self.port}/{self.repository}",
             "url": f"{base}/repos/{self.repository}",
             "default_branch": "main",
+            **({"permissions": self.user_permissions} if self.user_permissions is not None else {}),
         }
 
     def _run_json(self, run_id: int, base: str) -> dict[str, Any]:
@@ -716,7 +732,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(reply.body)
 
-    do_POST = do_PUT = do_DELETE = do_GET
+    do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: tests inspect `FakeGitHubServices.requests` instead."""
