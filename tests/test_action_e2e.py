@@ -156,6 +156,7 @@ def base_inputs(fake: FakeGitHubServices, **more: str) -> dict[str, str]:
         "task-timeout": "2m",
         "on-interrupted": "resume",
         "github-token": fake.rest_token,
+        "deliver": "none",  # these scenarios are about checkpoints; test_delivery_e2e delivers
         **more,
     }
 

@@ -48,7 +48,15 @@ def fake() -> Iterator[FakeGitHubServices]:
 def machine(tmp_path: Path, fake: FakeGitHubServices, plan_id: str, inputs: dict[str, str]) -> Machine:
     sha = make_origin(tmp_path / "origin", one_task_plan(plan_id), PLAN_PATH)
     workspace = checkout(tmp_path / "origin", sha, tmp_path / "work")
-    return Machine(fake, 91_000, 1, tmp_path, workspace, sha, {"plan": PLAN_PATH, "task-timeout": "2m", **inputs})
+    return Machine(
+        fake,
+        91_000,
+        1,
+        tmp_path,
+        workspace,
+        sha,
+        {"plan": PLAN_PATH, "task-timeout": "2m", "deliver": "none", **inputs},
+    )
 
 
 def test_the_runtime_token_reaches_planeteer_and_no_later_step(tmp_path: Path, fake: FakeGitHubServices) -> None:

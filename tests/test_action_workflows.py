@@ -73,8 +73,9 @@ def test_the_example_workflow_uses_the_action_with_least_privilege() -> None:
     example = load("examples/workflows/run-plan.yml")
     dispatch = triggers(example)["workflow_dispatch"]
     assert dispatch["inputs"]["plan"]["required"] is True
-    # Artifacts and cache go through the job's runtime token; REST reads of earlier attempts need actions: read.
-    assert example["permissions"] == {"contents": "read", "actions": "read"}
+    # Artifacts and cache go through the job's runtime token; REST reads of earlier attempts need actions: read;
+    # the default delivery (a pull request) pushes a branch and opens a pull request.
+    assert example["permissions"] == {"contents": "write", "pull-requests": "write", "actions": "read"}
     assert "inputs.plan" in example["concurrency"]["group"] and example["concurrency"]["cancel-in-progress"] is False
     (job,) = example["jobs"].values()
     assert job["timeout-minutes"] > 0

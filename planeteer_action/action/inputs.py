@@ -9,6 +9,7 @@ from pathlib import Path
 
 from actions_toolkit import core
 
+from planeteer_action.delivery.deliverer import DELIVER_MODES, DeliverMode
 from planeteer_action.engine.recovery import RECOVERY_CHOICES
 from planeteer_action.engine.wording import parse_duration
 from planeteer_action.errors import ConfigError
@@ -30,6 +31,8 @@ class ActionInputs:
     offline: bool
     resume_from_run: int | None
     state_name: str | None
+    deliver: DeliverMode = "pull-request"
+    commit_plan: bool = False
     copilot_token: str | None = field(default=None, repr=False)
     provider_api_key: str | None = field(default=None, repr=False)
     github_token: str | None = field(default=None, repr=False)
@@ -65,9 +68,10 @@ def read_inputs(variables: Mapping[str, str], workspace: Path) -> ActionInputs:
     provider_type = _get(variables, "provider-type") or "openai"
     if provider_type not in ("openai", "azure", "anthropic"):
         raise ConfigError(f"input `provider-type` must be openai, azure or anthropic, got {provider_type!r}")
-    offline_text = (_get(variables, "offline") or "false").lower()
-    if offline_text not in ("true", "false"):
-        raise ConfigError(f"input `offline` must be true or false, got {offline_text!r}")
+    offline_text = _boolean(variables, "offline")
+    deliver = _get(variables, "deliver") or "pull-request"
+    if deliver not in DELIVER_MODES:
+        raise ConfigError(f"input `deliver` must be one of {', '.join(DELIVER_MODES)}, got {deliver!r}")
     state_name = _get(variables, "state-name")
     if state_name is not None and not re.fullmatch(r"[A-Za-z0-9._-]{1,80}", state_name):
         raise ConfigError("input `state-name` may use letters, digits, '.', '_' and '-' (at most 80)")
@@ -86,8 +90,17 @@ def read_inputs(variables: Mapping[str, str], workspace: Path) -> ActionInputs:
         offline=offline_text == "true",
         resume_from_run=int(run_text) if run_text else None,
         state_name=state_name,
+        deliver=deliver,  # type: ignore[arg-type]  # checked against DELIVER_MODES above
+        commit_plan=_boolean(variables, "commit-plan") == "true",
         copilot_token=_get(variables, "copilot-token"),
         provider_api_key=_get(variables, "provider-api-key"),
         github_token=_get(variables, "github-token"),
         state_key=_get(variables, "state-key"),
     )
+
+
+def _boolean(variables: Mapping[str, str], name: str) -> str:
+    text = (_get(variables, name) or "false").lower()
+    if text not in ("true", "false"):
+        raise ConfigError(f"input `{name}` must be true or false, got {text!r}")
+    return text

@@ -3,7 +3,8 @@
 `run` restores the newest checkpoint on a re-run, runs the plan with checkpoints uploaded in the
 background, and on cancellation saves at once and flushes what it can within the runner's grace period.
 `finalize` runs under `if: always()`: it uploads the final checkpoint if the plan changed since the last
-upload (also when `run` was killed), and writes the outputs and the job summary.
+upload (also when `run` was killed), delivers the integration branch (`deliver`), and writes the outputs and
+the job summary.
 """
 
 from __future__ import annotations
@@ -18,11 +19,13 @@ from typing import Any
 from actions_toolkit import core
 
 from planeteer_action.action.context import ActionContext, step_variables
+from planeteer_action.action.delivery import action_deliverer, delivery_outputs
 from planeteer_action.action.inputs import ActionInputs, mask_secrets, read_inputs
 from planeteer_action.action.report import ActionLog, outputs, set_outputs, summary_markdown
 from planeteer_action.action.uploader import CheckpointSource, CheckpointUploader, UploadRecord
 from planeteer_action.checkpoints.naming import default_state_name
 from planeteer_action.checkpoints.restore import Restored, RestoreTarget, restore_checkpoint
+from planeteer_action.delivery.deliverer import Delivered
 from planeteer_action.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PlaneteerError
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.artifacts import ArtifactService
@@ -108,6 +111,11 @@ def run_step(context: ActionContext) -> int:
     base = report.get("base_commit") or git(inputs.working_directory, "rev-parse", "HEAD")
     report = {"base_commit": base}
     state.write_report(report)
+    deliverer = action_deliverer(context, inputs, load_plan(inputs.plan).id)
+    if deliverer is not None:
+        deliverer.check()  # before any agent starts: a token that cannot deliver fails here, with the fix
+        report["deliver"] = inputs.deliver
+        state.write_report(report)
     artifacts = ArtifactService.from_env(context.variables)
     cache = ActionsCache.from_env(context.variables)
     for warning in _warnings(context, inputs):
@@ -123,7 +131,7 @@ def run_step(context: ActionContext) -> int:
     if artifacts is not None:
         source = _source(context, inputs, state_name, state, base)
         uploader = CheckpointUploader(source, artifacts, cache, state.uploads, core.warning)
-    listeners: list[Any] = [ActionLog(), *([uploader] if uploader else [])]
+    listeners: list[Any] = [ActionLog(), *([uploader] if uploader else []), *([deliverer] if deliverer else [])]
     outcome = asyncio.run(run_plan(_run_config(inputs, state, restored), listeners))
     report["recovered"] = outcome.recovery is not None
     report["status"] = outcome.status
@@ -133,6 +141,8 @@ def run_step(context: ActionContext) -> int:
         if not uploader.finish(grace):
             core.info("the last checkpoint is still uploading; the final step finishes it")
         uploader.close()
+    if deliverer is not None and not deliverer.close(FLUSH_AFTER_INTERRUPT_SECONDS):
+        core.info("a push is still running; the final step pushes again")
     return outcome.exit_code
 
 
@@ -181,7 +191,8 @@ def _run_config(inputs: ActionInputs, state: StepState, restored: Restored | Non
 
 
 def finalize_step(context: ActionContext) -> int:
-    """Upload what the `run` step could not, then outputs and the job summary. Never fails the job itself."""
+    """Upload what the `run` step could not, deliver, then outputs and the job summary. Fails the job only when
+    the delivery the run step checked fails."""
     try:
         inputs, state_name, state = _setup(context)
     except PlaneteerError:
@@ -202,20 +213,35 @@ def finalize_step(context: ActionContext) -> int:
             uploader.close()
     report["checkpoint"] = UploadRecord.load(state.uploads).artifact
     plan = load_plan(inputs.plan)
-    set_outputs(
-        outputs(
-            plan,
-            str(inputs.plan.relative_to(context.workspace))
-            if inputs.plan.is_relative_to(context.workspace)
-            else str(inputs.plan),
-            report["checkpoint"],
-        )
+    plan_path = inputs.plan
+    shown_path = (
+        str(plan_path.relative_to(context.workspace)) if plan_path.is_relative_to(context.workspace) else str(plan_path)
     )
+    set_outputs(outputs(plan, shown_path, report["checkpoint"]))
+    notes = [*_warnings(context, inputs), *services(context.variables).notes]
+    summary = summary_markdown(plan, report, notes, context.run_url)
+    delivered, code = _deliver(context, inputs, report, f"Planeteer: {plan.name}", summary)
+    set_outputs(delivery_outputs(delivered))
     if context.summary_file is not None:
-        with context.summary_file.open("a", encoding="utf-8") as summary:
-            notes = [*_warnings(context, inputs), *services(context.variables).notes]
-            summary.write(summary_markdown(plan, report, notes, context.run_url))
-    return 0
+        with context.summary_file.open("a", encoding="utf-8") as summary_file:
+            summary_file.write(summary + (f"\n**Delivery:** {delivered.note}\n" if delivered.note else ""))
+    return code
+
+
+def _deliver(
+    context: ActionContext, inputs: ActionInputs, report: dict[str, Any], title: str, body: str
+) -> tuple[Delivered, int]:
+    """Deliver what the run step checked it could (nothing when its check failed or `deliver: none`)."""
+    deliverer = action_deliverer(context, inputs, load_plan(inputs.plan).id) if report.get("deliver") else None
+    if deliverer is None:
+        return Delivered(), 0
+    try:
+        delivered = deliverer.deliver(title, body)
+    except PlaneteerError as exc:
+        core.error(str(exc))
+        return Delivered(), exc.exit_code
+    core.info(delivered.note)
+    return delivered, 0
 
 
 def main(argv: list[str] | None = None) -> None:
