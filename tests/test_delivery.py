@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -282,12 +281,3 @@ def test_a_user_token_without_push_access_is_refused(
     fake.user_permissions = {"admin": False, "maintain": False, "push": False, "triage": False, "pull": True}
     with pytest.raises(DeliveryRefused, match="cannot push to octo-org/planeteer"):
         Deliverer(pull_target(checkout, fake), print).check()
-
-
-def test_pushes_run_off_the_event_thread(checkout: Path, bare_origin: Path, fake: FakeGitHubServices) -> None:
-    integration_commits(checkout, 1)
-    deliverer = Deliverer(pull_target(checkout, fake), print)
-    caller = threading.current_thread()
-    deliverer(TaskDone(task_id="a", session_id="s", summary="done"))
-    assert deliverer._worker is not None and deliverer._worker is not caller
-    assert deliverer.close(timeout=30)

@@ -16,6 +16,7 @@ from rich.table import Table
 from planeteer_action.cli.common import COPILOT_HOME_OPTION, JSON_OPTION, PLAN_ARGUMENT, WORKDIR_OPTION, interactive
 from planeteer_action.cli.display import JsonLines, LineLog, LiveView, RunView
 from planeteer_action.cli.entry import loading
+from planeteer_action.delivery.local import local_delivery
 from planeteer_action.engine.recovery import RECOVERY_CHOICES, RecoveryReport
 from planeteer_action.engine.wording import format_duration, parse_duration
 from planeteer_action.plan.model import RecoveryChoice, parse_time
@@ -78,6 +79,18 @@ if TYPE_CHECKING:
     "own sessions, start them fresh, or clean up their sessions and run nothing. On a terminal "
     "planeteer asks; elsewhere the default is resume.",
 )
+@click.option(
+    "--push",
+    is_flag=True,
+    help="Push branch planeteer/<plan id> after every merge and at the end, to the remote the checkout "
+    "fetches from (its push URL if set). Token: GITHUB_TOKEN or GH_TOKEN (contents: write).",
+)
+@click.option(
+    "--pull-request",
+    is_flag=True,
+    help="--push, and open (or update) a pull request into the checked-out branch "
+    "(token also needs pull-requests: write).",
+)
 @JSON_OPTION
 def run(
     plan: Path,
@@ -90,6 +103,8 @@ def run(
     copilot_home: Path | None,
     offline: bool,
     on_interrupted: RecoveryChoice | None,
+    push: bool,
+    pull_request: bool,
     as_json: bool,
 ) -> None:
     """Run every runnable task of PLAN, each in its own Copilot session.
@@ -100,6 +115,7 @@ def run(
       planeteer run .planeteer/app.json -j 8 --task-timeout 20m --model gpt-5
       PLANETEER_PROVIDER_API_KEY=... planeteer run plan.json --provider-base-url http://localhost:8000/v1
       planeteer run plan.json --on-interrupted fresh --json | jq .
+      GITHUB_TOKEN=$(gh auth token) planeteer run plan.json --pull-request
     """
     with loading():
         from planeteer_action.runner import ProviderSettings, RunConfig, run_plan
@@ -118,6 +134,7 @@ def run(
         on_interrupted=on_interrupted or (None if interactive() and not as_json else "resume"),
     )
     preview = load_plan(plan)
+    delivery = local_delivery(workdir.resolve(), preview, push=push, pull_request=pull_request)
     view: RunView
     if as_json:
         view = JsonLines()
@@ -127,10 +144,11 @@ def run(
         view = LineLog()
     choose = _ask_recovery if interactive() and not as_json else None
     try:
-        outcome = asyncio.run(run_plan(config, [view], choose=choose))
+        outcome = asyncio.run(run_plan(config, [view, *delivery.listeners], choose=choose))
     finally:
         view.close()
     _report_outcome(outcome, as_json)
+    delivery.finish(outcome.plan, plan)
     sys.exit(outcome.exit_code)
 
 
