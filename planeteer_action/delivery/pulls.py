@@ -48,8 +48,9 @@ class PullRequests:
 
     def check_access(self) -> None:
         """What can be known before the run: the token is accepted and can read the repository; a user's token
-        with no push access is refused; and a pull request with no fields is asked for, which GitHub refuses
-        with 403 to a token without `pull-requests: write` and otherwise with 422 (it cannot be created)."""
+        with no push access is refused; and a pull request with no fields (which can never be created) is
+        asked for: 403 means no `pull-requests: write`; any other answer (422) is taken as not refused. That
+        GitHub checks the permission before the fields is an assumption: the final call reports either way."""
         answer = self._call("GET", "", doing=f"reading {self._repository}")
         permissions = answer.get("permissions") if isinstance(answer, dict) else None
         if isinstance(permissions, dict) and permissions.get("push") is False:
