@@ -74,6 +74,8 @@ def test_secrets_never_show_in_the_inputs_repr(tmp_path: Path) -> None:
         ({"resume_from_run": "latest"}, "input `resume-from-run` must be a workflow run id (a number), got 'latest'"),
         ({"provider_type": "gemini"}, "input `provider-type` must be openai, azure or anthropic, got 'gemini'"),
         ({"offline": "yes"}, "input `offline` must be true or false, got 'yes'"),
+        ({"deliver": "push"}, "input `deliver` must be one of pull-request, branch, none, got 'push'"),
+        ({"commit_plan": "yes"}, "input `commit-plan` must be true or false, got 'yes'"),
         ({"state_name": "a/b"}, "input `state-name` may use letters, digits, '.', '_' and '-' (at most 80)"),
         ({"state_name": "x" * 81}, "input `state-name` may use letters, digits, '.', '_' and '-' (at most 80)"),
         ({"task_timeout": "soon"}, "input `task-timeout` 'soon' is not a duration"),

@@ -4,6 +4,7 @@ opened once and updated after, and what cannot work is refused before the run wi
 
 from __future__ import annotations
 
+import base64
 import json
 import subprocess
 from collections.abc import Iterator
@@ -116,12 +117,27 @@ def test_the_token_reaches_the_push_and_nothing_else(
     assert git(checkout, "symbolic-ref", "--short", "HEAD") == "main" and not git(checkout, "status", "--porcelain")
 
 
+def test_the_given_token_pushes_even_over_credentials_the_checkout_persisted(
+    checkout: Path, served: GitHttpServer
+) -> None:
+    """actions/checkout leaves `http.<server>/.extraheader` with the job's token in .git/config; a push must
+    still go with the token given for delivery (a personal token's push triggers workflows, the job's not)."""
+    origin = served.url("")
+    other = base64.b64encode(b"x-access-token:ghs_the-jobs-own-token-000000").decode()
+    git(checkout, "config", f"http.{origin}.extraheader", f"AUTHORIZATION: basic {other}")
+    tip = integration_commits(checkout, 1)
+    deliverer = Deliverer(target(checkout), print)
+    deliverer.check()
+    assert deliverer.deliver("t", "b").commit == tip == remote_tip(served)
+    assert all(served.authorized(header) for header in served.authorizations[-2:])
+
+
 def test_the_token_is_in_the_push_environment_only_for_its_credential_helper(checkout: Path) -> None:
     env = git_environment(
         TOKEN, {"PATH": "/usr/bin:/bin", "GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "a.b", "GIT_CONFIG_VALUE_0": "c"}
     )
     assert [name for name, value in env.items() if TOKEN in value] == ["PLANETEER_PUSH_TOKEN"]
-    assert (env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_COUNT"]) == ("a.b", "3")  # the caller's own settings kept
+    assert (env["GIT_CONFIG_KEY_0"], env["GIT_CONFIG_COUNT"]) == ("a.b", "4")  # the caller's own settings kept
     answer = subprocess.run(
         ["git", "credential", "fill"], input="protocol=https\nhost=github.com\n\n", env=env, cwd=checkout,
         capture_output=True, text=True, check=True,

@@ -136,12 +136,14 @@ def run_step(context: ActionContext) -> int:
     report["recovered"] = outcome.recovery is not None
     report["status"] = outcome.status
     state.write_report(report)
+    grace = FLUSH_AFTER_INTERRUPT_SECONDS if outcome.exit_code == EXIT_INTERRUPTED else FLUSH_AFTER_RUN_SECONDS
     if uploader is not None:
-        grace = FLUSH_AFTER_INTERRUPT_SECONDS if outcome.exit_code == EXIT_INTERRUPTED else FLUSH_AFTER_RUN_SECONDS
         if not uploader.finish(grace):
             core.info("the last checkpoint is still uploading; the final step finishes it")
         uploader.close()
-    if deliverer is not None and not deliverer.close(FLUSH_AFTER_INTERRUPT_SECONDS):
+    # After a cancellation the grace period belongs to the checkpoint; the final step pushes in any case.
+    interrupted = outcome.exit_code == EXIT_INTERRUPTED
+    if deliverer is not None and not deliverer.close(0.0 if interrupted else FLUSH_AFTER_RUN_SECONDS):
         core.info("a push is still running; the final step pushes again")
     return outcome.exit_code
 

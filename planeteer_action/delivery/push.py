@@ -3,7 +3,9 @@
 The token reaches git only through the environment of the one `git push` child: a credential helper given
 in that child's GIT_CONFIG_* variables reads it from there. It is never in an argument list, never written
 to `.git/config` (the helper list is reset for the command, so no store helper of the user's can keep it)
-and masked in every message. Git never prompts (GIT_TERMINAL_PROMPT=0): a rejected token fails at once.
+and masked in every message. Extra headers configured for the push URL (actions/checkout persists the job's
+token as one) are reset for the command too, so the push goes with the token given. Git never prompts
+(GIT_TERMINAL_PROMPT=0): a rejected token fails at once.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import subprocess
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from planeteer_action.delivery.errors import DeliveryFailed, DeliveryRefused
 from planeteer_action.redaction import mask
@@ -33,13 +36,19 @@ FALLBACK_IDENTITY = {
 }
 
 
-def git_environment(token: str | None, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for one git child: never prompting, and with `token` only for its credential helper."""
+def git_environment(
+    token: str | None, base: dict[str, str] | None = None, *, push_url: str | None = None
+) -> dict[str, str]:
+    """The environment for one git child: never prompting, and with `token` only for its credential helper;
+    with a `push_url`, the extra headers configured for its server are dropped for this command."""
     env = dict(os.environ if base is None else base)
     env["GIT_TERMINAL_PROMPT"] = "0"
     if token:
         start = int(env.get("GIT_CONFIG_COUNT") or 0)
-        settings = [("credential.helper", ""), ("credential.helper", CREDENTIAL_HELPER)]
+        settings = [("credential.helper", ""), ("credential.helper", CREDENTIAL_HELPER), ("http.extraheader", "")]
+        server = urlsplit(push_url or "")
+        if server.scheme in ("http", "https"):
+            settings.append((f"http.{server.scheme}://{server.netloc.rpartition('@')[2]}/.extraheader", ""))
         for index, (key, value) in enumerate(settings, start=start):
             env[f"GIT_CONFIG_KEY_{index}"] = key
             env[f"GIT_CONFIG_VALUE_{index}"] = value
@@ -49,14 +58,19 @@ def git_environment(token: str | None, base: dict[str, str] | None = None) -> di
 
 
 def run_git(
-    repo: Path, args: Sequence[str], *, token: str | None = None, env: dict[str, str] | None = None
+    repo: Path,
+    args: Sequence[str],
+    *,
+    token: str | None = None,
+    env: dict[str, str] | None = None,
+    push_url: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run git in `repo`; its output with the token masked. Never raises for git's own failures."""
     try:
         done = subprocess.run(
             ["git", *args],
             cwd=repo,
-            env={**git_environment(token), **(env or {})},
+            env={**git_environment(token, push_url=push_url), **(env or {})},
             capture_output=True,
             text=True,
             timeout=PUSH_TIMEOUT_SECONDS,
@@ -99,7 +113,8 @@ def check_push_access(repo: Path, remote: str, branch: str, token: str | None) -
     """A dry-run push of HEAD to `branch`: git asks the remote for write access (GitHub refuses the receive-pack
     handshake to a token without `contents: write`) and sends nothing. A refused ref (the remote branch is
     ahead) still proves access."""
-    done = run_git(repo, ["push", "--dry-run", "--porcelain", remote, f"HEAD:refs/heads/{branch}"], token=token)
+    args = ["push", "--dry-run", "--porcelain", remote, f"HEAD:refs/heads/{branch}"]
+    done = run_git(repo, args, token=token, push_url=_push_url(repo, remote))
     if done.returncode == 0 or any(line.startswith("!") for line in done.stdout.splitlines()):
         return
     raise DeliveryRefused(
@@ -110,7 +125,8 @@ def check_push_access(repo: Path, remote: str, branch: str, token: str | None) -
 
 def push_branch(repo: Path, remote: str, commit: str, branch: str, token: str | None) -> None:
     """Push `commit` to the remote's `branch`, as a fast-forward only: work pushed by someone else is kept."""
-    done = run_git(repo, ["push", "--porcelain", remote, f"{commit}:refs/heads/{branch}"], token=token)
+    args = ["push", "--porcelain", remote, f"{commit}:refs/heads/{branch}"]
+    done = run_git(repo, args, token=token, push_url=_push_url(repo, remote))
     if done.returncode == 0:
         return
     if any(line.startswith("!") for line in done.stdout.splitlines()):
@@ -119,6 +135,10 @@ def push_branch(repo: Path, remote: str, commit: str, branch: str, token: str | 
             f"the local {branch} (or delete the remote branch), then deliver again"
         )
     raise DeliveryFailed(f"pushing {branch} to git remote `{remote}` failed: {_first_error(done.stderr)}")
+
+
+def _push_url(repo: Path, remote: str) -> str | None:
+    return _git_line(repo, "remote", "get-url", "--push", remote)
 
 
 def _first_error(stderr: str) -> str:
