@@ -16,10 +16,11 @@ ALLOWED = {
     "plan": set(),
     "github": set(),
     "engine": {"plan"},
+    "worktrees": {"plan"},
     "copilot": {"engine", "plan"},
     "checkpoints": {"plan", "github"},
-    "runner": {"plan", "engine", "copilot"},
-    "cli": {"plan", "engine", "copilot", "checkpoints", "github", "runner"},
+    "runner": {"plan", "engine", "copilot", "worktrees"},
+    "cli": {"plan", "engine", "copilot", "checkpoints", "github", "runner", "worktrees"},
     "action": {"plan", "engine", "checkpoints", "github", "runner"},
 }
 TOP_LEVEL = {"errors", "gitinfo", "redaction", "__init__", "__main__"}
