@@ -34,6 +34,10 @@ def integration_branch(plan_id: str) -> str:
     return f"planeteer/{safe_ref_component(plan_id)}"
 
 
+def task_branches_prefix(plan_id: str) -> str:
+    return f"refs/heads/planeteer-task/{plan_fingerprint(plan_id)}/"
+
+
 def task_branch(plan_id: str, task_id: str) -> str:
     return f"planeteer-task/{plan_fingerprint(plan_id)}/{task_slug(task_id)}"
 
