@@ -62,6 +62,7 @@ class TaskDone(Event):
     task_id: str
     session_id: str
     summary: str
+    commit: str | None = None  # with worktree isolation: the integration commit holding its work
 
 
 @dataclass(frozen=True)
