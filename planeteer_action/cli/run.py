@@ -18,7 +18,7 @@ from planeteer_action.cli.display import JsonLines, LineLog, LiveView, RunView
 from planeteer_action.cli.entry import loading
 from planeteer_action.engine.recovery import RECOVERY_CHOICES, RecoveryReport
 from planeteer_action.engine.wording import format_duration, parse_duration
-from planeteer_action.plan.model import RecoveryChoice, parse_time
+from planeteer_action.plan.model import Isolation, RecoveryChoice, parse_time
 from planeteer_action.plan.store import load_plan
 
 # The Copilot SDK takes half a second to import: `runner` is imported when a run starts, so that the other
@@ -78,6 +78,16 @@ if TYPE_CHECKING:
     "own sessions, start them fresh, or clean up their sessions and run nothing. On a terminal "
     "planeteer asks; elsewhere the default is resume.",
 )
+@click.option(
+    "--isolation",
+    type=click.Choice(["worktree", "shared"]),
+    default="shared",
+    show_default=True,
+    envvar="PLANETEER_ISOLATION",
+    help="worktree: each task in its own git worktree and branch, merged into the branch planeteer/<plan id> "
+    "(your checkout is never touched); shared: every task in the working directory itself. "
+    "Env: PLANETEER_ISOLATION.",
+)
 @JSON_OPTION
 def run(
     plan: Path,
@@ -90,6 +100,7 @@ def run(
     copilot_home: Path | None,
     offline: bool,
     on_interrupted: RecoveryChoice | None,
+    isolation: Isolation,
     as_json: bool,
 ) -> None:
     """Run every runnable task of PLAN, each in its own Copilot session.
@@ -100,6 +111,7 @@ def run(
       planeteer run .planeteer/app.json -j 8 --task-timeout 20m --model gpt-5
       PLANETEER_PROVIDER_API_KEY=... planeteer run plan.json --provider-base-url http://localhost:8000/v1
       planeteer run plan.json --on-interrupted fresh --json | jq .
+      planeteer run plan.json --isolation worktree && git merge planeteer/<plan id>
     """
     with loading():
         from planeteer_action.runner import ProviderSettings, RunConfig, run_plan
@@ -116,6 +128,7 @@ def run(
         copilot_home=copilot_home.resolve() if copilot_home else None,
         offline=offline,
         on_interrupted=on_interrupted or (None if interactive() and not as_json else "resume"),
+        isolation=isolation,
     )
     preview = load_plan(plan)
     view: RunView
@@ -169,7 +182,15 @@ def _report_outcome(outcome: RunOutcome, as_json: bool) -> None:
         click.echo(f"deleted {len(outcome.recovery.deleted_sessions)} session(s):", err=True)
         for session_id in outcome.recovery.deleted_sessions:
             click.echo(f"  {session_id}", err=True)
+    if outcome.removed_refs:
+        click.echo(f"removed the plan's task worktrees and {len(outcome.removed_refs)} branch(es)/ref(s)", err=True)
     if outcome.status == "cleaned":
         click.echo("cleaned up; interrupted tasks are pending again and nothing was run", err=True)
     elif outcome.status == "interrupted":
         click.echo("interrupted: run the same command again to resume where it stopped", err=True)
+    execution = outcome.plan.execution
+    branch = execution.integration_branch if execution and execution.isolation == "worktree" else None
+    if branch and outcome.status in ("complete", "failed"):
+        click.echo(
+            f"the result is on branch {branch}: take it with `git merge {branch}` (or `git switch {branch}`)", err=True
+        )
