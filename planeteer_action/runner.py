@@ -254,8 +254,10 @@ async def _run_locked(
             )
             executor = interrupts.executor = Executor(plan, agent, options, saver, listeners)
             result = await executor.run()
-            # Every task merged: their worktrees and branches have served; the integration branch stays.
-            removed = await asyncio.to_thread(worktrees.remove) if worktrees and result.status == "complete" else []
+            # Every task merged: their worktrees and branches have served. The integration branch stays, and so
+            # do the abandoned attempts' refs the plan names, until a clean-up.
+            complete = result.status == "complete"
+            removed = await asyncio.to_thread(worktrees.remove, False) if worktrees is not None and complete else []
             return RunOutcome(result.status, result.counts, plan, recovery, removed)
     except asyncio.CancelledError:
         # Interrupted before any task ran: the plan on disk is as it was (or as recovery saved it).

@@ -103,7 +103,10 @@ def test_remove_drops_worktrees_and_task_branches_but_keeps_the_result(repo: Pat
     worktrees = PlanWorktrees.open(repo, PLAN, None)
     path, _ = worktrees.prepare("a", None)
     (path / "a.txt").write_text("a\n")
-    worktrees.prepare("a", 1)
+    kept = worktrees.prepare("a", 1)[1]
+    assert worktrees.remove(abandoned=False) == [f"refs/heads/{task_branch(PLAN, 'a')}"]
+    assert git(repo, "rev-parse", "--verify", f"{kept}^{{commit}}")
+    worktrees.prepare("a", None)
     removed = worktrees.remove()
     assert f"refs/heads/{task_branch(PLAN, 'a')}" in removed and len(removed) == 2
     assert not path.exists()

@@ -147,9 +147,9 @@ class PlanWorktrees:
         run_git(path, "clean", "-ffdxq")
         return kept
 
-    def remove(self) -> list[str]:
-        """Remove the plan's worktrees, task branches and abandoned refs (never the integration branch);
-        returns the branches and refs deleted."""
+    def remove(self, abandoned: bool = True) -> list[str]:
+        """Remove the plan's worktrees and task branches, and with `abandoned` the abandoned attempts' refs
+        (never the integration branch); returns the branches and refs deleted."""
         folder = names.worktrees_root(self.common_dir, self.plan_id)
         if folder.is_dir():
             for path in sorted(folder.iterdir()):
@@ -162,7 +162,7 @@ class PlanWorktrees:
             "for-each-ref",
             "--format=%(refname)",
             names.task_branches_prefix(self.plan_id),
-            names.abandoned_refs_prefix(self.plan_id),
+            *([names.abandoned_refs_prefix(self.plan_id)] if abandoned else []),
         ).split()
         for ref in refs:
             run_git(self.root, "update-ref", "-d", ref)
