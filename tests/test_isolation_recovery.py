@@ -52,3 +52,25 @@ def test_start_fresh_leaves_no_trace_of_the_abandoned_attempt(tmp_path: Path) ->
     assert first.outcome == "superseded" and first.abandoned_ref is not None
     assert git(ws.repo, "show", f"{first.abandoned_ref}:half.txt") == "half-done"
     assert sessions_on(ws.repo, BRANCH) == [session_id_for("plan-it", "a", 2)]
+
+
+def test_retry_after_a_failure_starts_from_the_integrated_work(tmp_path: Path) -> None:
+    ws = scripted(tmp_path, {"a": [{"bash": "echo half-done > half.txt"}, {"error": 400}]}, {"a": []})
+    assert ws.run("run", "--isolation", "worktree").returncode == 1
+    assert ws.run("retry", str(ws.plan), "a", plan=False).returncode == 0
+    result = run(ws)
+    assert result.returncode == 0, result.stderr
+    assert "half.txt" not in git(ws.repo, "ls-tree", "-r", "--name-only", BRANCH).split()
+    assert ws.load().task("a").attempts[0].abandoned_ref is not None
+
+
+def test_clean_up_removes_the_plans_worktrees_and_task_branches(tmp_path: Path) -> None:
+    ws = scripted(tmp_path, {}, {"a": []})
+    run_until_killed(ws, "a", "committed")
+    assert git(ws.repo, "branch", "--list", "planeteer-task/*")
+    result = run(ws, "--on-interrupted", "cleanup")
+    assert result.returncode == 0, result.stderr
+    assert "removed the plan's task worktrees" in result.stderr
+    assert git(ws.repo, "branch", "--list", "planeteer-task/*") == ""
+    assert git(ws.repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(ws.repo, "rev-parse", BRANCH) == git(ws.repo, "rev-parse", "main")  # nothing was merged

@@ -3,6 +3,7 @@ and every step safe to repeat after a crash."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ from harness import make_repo
 from helpers import git
 
 from planeteer_action.errors import ConfigError
+from planeteer_action.plan.model import Plan
+from planeteer_action.runner import RunConfig, open_worktrees
 from planeteer_action.worktrees.names import integration_branch, task_branch
 from planeteer_action.worktrees.tasks import PlanWorktrees
 
@@ -117,3 +120,21 @@ def test_remove_drops_worktrees_and_task_branches_but_keeps_the_result(repo: Pat
 def test_a_folder_that_is_not_a_repository_is_refused_with_the_fix(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"not in a git repository.*--isolation shared"):
         PlanWorktrees.open(tmp_path, PLAN, None)
+
+
+def test_a_plan_left_unfinished_in_worktrees_is_not_resumed_in_the_shared_tree(repo: Path) -> None:
+    plan = Plan.model_validate(
+        {
+            "id": PLAN,
+            "name": "p",
+            "tasks": [{"id": "a", "title": "a", "status": "interrupted"}],
+            "execution": {"isolation": "worktree"},
+        }
+    )
+    config = RunConfig(plan_path=repo / "plan.json", working_directory=repo, isolation="shared")
+    with pytest.raises(ConfigError, match=r"run it again with --isolation worktree, or `planeteer retry`"):
+        open_worktrees(plan, config)
+    opened = open_worktrees(plan, replace(config, isolation="worktree"))
+    assert opened is not None and plan.execution is not None
+    assert plan.execution.base_commit == git(repo, "rev-parse", "HEAD")
+    assert plan.execution.integration_branch == integration_branch(PLAN)
