@@ -63,6 +63,7 @@ def test_parallel_tasks_merge_one_commit_each_and_the_dependent_sees_both(tmp_pa
     result = run(ws)
     assert result.returncode == 0, result.stderr
     assert f"git merge {BRANCH}" in result.stderr
+    assert "task a done (merged as " in result.stderr
     assert checkout_state(ws.repo) == before
     assert not (ws.repo / "planeteer-notes").exists() and not (ws.repo / "seen.txt").exists()
     assert git(ws.repo, "show", f"{BRANCH}:seen.txt").split() == ["a.md", "b.md"]  # c's worktree had both
@@ -88,6 +89,7 @@ def test_a_conflict_is_resolved_by_the_tasks_own_session(tmp_path: Path) -> None
         "a": [{"bash": "printf 'a\\n' > README.md"}],
         "b": [{"bash": f"printf 'b\\n' > README.md; {WAIT_FOR_MERGE}"}, {"text": "b done"}, {"bash": resolve}],
     }
+    script["after_b"] = [{"text": "Nothing was left to do."}]
     ws = scripted(tmp_path, script, {"a": [], "b": [], "after_b": ["b"]})
     result = run(ws)
     assert result.returncode == 0, result.stderr
@@ -97,7 +99,11 @@ def test_a_conflict_is_resolved_by_the_tasks_own_session(tmp_path: Path) -> None
     assert reasons[-1].startswith("merge conflict")
     conflict_prompt = ws.model.requests_for("b")[-2]["messages"][-1]["content"]
     assert "README.md" in conflict_prompt and f"git merge {BRANCH}" in conflict_prompt
-    assert plan.task("after_b").status == "done"
+    # A task that changed nothing adds no commit and says so.
+    assert "task after_b done (no changes)" in result.stderr
+    after_b = plan.task("after_b")
+    assert after_b.status == "done" and after_b.commit == plan.task("b").commit == git(ws.repo, "rev-parse", BRANCH)
+    assert after_b.attempts[-1].no_changes
 
 
 def test_an_unresolved_conflict_fails_only_that_task_and_its_dependents(tmp_path: Path) -> None:

@@ -138,3 +138,11 @@ def test_a_plan_left_unfinished_in_worktrees_is_not_resumed_in_the_shared_tree(r
     assert opened is not None and plan.execution is not None
     assert plan.execution.base_commit == git(repo, "rev-parse", "HEAD")
     assert plan.execution.integration_branch == integration_branch(PLAN)
+
+
+def test_a_checked_out_integration_branch_is_refused_before_it_could_move_under_the_user(repo: Path) -> None:
+    PlanWorktrees.open(repo, PLAN, None).ensure_integration()
+    git(repo, "stash", "--include-untracked")
+    git(repo, "switch", "--quiet", integration_branch(PLAN))
+    with pytest.raises(ConfigError, match=r"is checked out in .*switch that checkout to another branch"):
+        PlanWorktrees.open(repo, PLAN, None)

@@ -63,6 +63,7 @@ class TaskDone(Event):
     session_id: str
     summary: str
     commit: str | None = None  # with worktree isolation: the integration commit holding its work
+    changed: bool = True  # False: with worktree isolation, the task left nothing to commit
 
 
 @dataclass(frozen=True)

@@ -252,7 +252,15 @@ class Executor:
         task.agent_result = summary
         await self._save(task)
         self._finish_step(task, "saved")
-        self.emit(TaskDone(task_id=task.id, session_id=attempt.session_id, summary=summary, commit=task.commit))
+        self.emit(
+            TaskDone(
+                task_id=task.id,
+                session_id=attempt.session_id,
+                summary=summary,
+                commit=task.commit,
+                changed=not attempt.no_changes,
+            )
+        )
 
     async def _integrate(self, task: Task, workspaces: TaskWorkspaces, workdir: Path) -> MergeResult:
         """Commit and merge; on a conflict, the task's own session gets one turn to merge and resolve it."""

@@ -55,7 +55,21 @@ class PlanWorktrees:
         common = Path(git_out(working_directory, "rev-parse", "--git-common-dir"))
         common_dir = (working_directory / common).resolve()
         subdir = working_directory.resolve().relative_to(Path(root).resolve())
-        return cls(Path(root), subdir, common_dir, plan_id, base_commit or head)
+        worktrees = cls(Path(root), subdir, common_dir, plan_id, base_commit or head)
+        worktrees.refuse_checked_out_integration()
+        return worktrees
+
+    def refuse_checked_out_integration(self) -> None:
+        """Merges move the integration branch: a checkout of it (the user's, say) would be changed under them."""
+        path = None
+        for line in git_out(self.root, "worktree", "list", "--porcelain").splitlines():
+            if line.startswith("worktree "):
+                path = line.removeprefix("worktree ")
+            elif line == f"branch refs/heads/{self.integration_branch}":
+                raise ConfigError(
+                    f"{self.integration_branch} is checked out in {path}, and planeteer moves that branch as tasks "
+                    f"finish: switch that checkout to another branch (`git switch -`), then run again"
+                )
 
     def ensure_integration(self) -> str:
         """The integration branch's tip, creating the branch at the base commit when it does not exist."""
