@@ -68,6 +68,11 @@ def test_every_step_repeated_after_a_crash_keeps_exactly_one_commit(repo: Path) 
     assert again == merged
     assert trailers(repo, integration_branch(PLAN)) == ["s1"]
     assert worktrees.prepare("a", None)[0] == path  # resume reuses the worktree as it is
+    other, _ = worktrees.prepare("b", None)
+    (other / "b.txt").write_text("b\n")
+    worktrees.commit("b", "Task b", "s2")
+    assert worktrees.integrate("b", "Task b").commit != merged.commit
+    assert worktrees.integrate("a", "Task a") == merged  # found by its trailer, not taken for the newer tip
 
 
 def test_a_task_that_changed_nothing_adds_no_commit(repo: Path) -> None:
