@@ -33,12 +33,15 @@ from planeteer_action.engine.agent import Agent
 from planeteer_action.engine.events import Listener, LockTakenOver
 from planeteer_action.engine.executor import Executor, ExecutorOptions
 from planeteer_action.engine.recovery import RecoveryReport, apply_choice, inspect
+from planeteer_action.engine.workspaces import FinishStep
 from planeteer_action.errors import EXIT_INTERRUPTED, EXIT_OK, EXIT_TASKS_FAILED, ConfigError, PlanSaveFailed
 from planeteer_action.gitinfo import GitContext, git_context
 from planeteer_action.plan.lock import PlanLock
-from planeteer_action.plan.model import Execution, Plan, Recovery, RecoveryChoice, utc_now
+from planeteer_action.plan.model import Execution, Isolation, Plan, Recovery, RecoveryChoice, utc_now
 from planeteer_action.plan.operations import count_statuses
 from planeteer_action.plan.store import BackgroundPlanWriter, load_plan
+from planeteer_action.worktrees.tasks import PlanWorktrees
+from planeteer_action.worktrees.workspaces import WorktreeWorkspaces
 
 # The Actions runner sends SIGTERM 7.5 s after SIGINT; a clean stop must be well inside that.
 STOP_GRACE_SECONDS = 4.0
@@ -77,6 +80,9 @@ class RunConfig:
     offline: bool = False
     on_interrupted: RecoveryChoice | None = None
     recovery_source: str | None = None
+    isolation: Isolation = "shared"
+    # A test's seam: called after each step of finishing an isolated task (see engine.workspaces).
+    on_finish_step: Callable[[str, FinishStep], None] | None = None
 
 
 @dataclass
@@ -85,6 +91,7 @@ class RunOutcome:
     counts: dict[str, int]
     plan: Plan
     recovery: Recovery | None = None
+    removed_refs: list[str] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -153,7 +160,28 @@ def record_execution(plan: Plan, config: RunConfig, context: GitContext) -> None
     execution.provider_type = "offline" if config.offline else (config.provider.type if config.provider else None)
     execution.provider_base_url = _without_credentials(config.provider.base_url) if config.provider else None
     execution.started_at = execution.started_at or utc_now()
+    execution.isolation = config.isolation
     plan.execution = execution
+
+
+def open_worktrees(plan: Plan, config: RunConfig) -> PlanWorktrees | None:
+    """The plan's task worktrees when isolated, their integration branch made at the run's base commit
+    (recorded in the plan: a resumed run keeps the first run's). Refuses to switch isolation mid-plan."""
+    execution = plan.execution or Execution()
+    unfinished = [t.id for t in plan.tasks if t.status in ("in_progress", "interrupted")]
+    if execution.isolation not in (None, config.isolation) and unfinished:
+        raise ConfigError(
+            f"plan {plan.id!r} was run with --isolation {execution.isolation} and {unfinished[0]!r} is unfinished: "
+            f"run it again with --isolation {execution.isolation}, or `planeteer retry` the unfinished tasks first"
+        )
+    if config.isolation == "shared":
+        return None
+    worktrees = PlanWorktrees.open(config.working_directory, plan.id, execution.base_commit)
+    worktrees.ensure_integration()
+    execution.base_commit = worktrees.base_commit
+    execution.integration_branch = worktrees.integration_branch
+    plan.execution = execution
+    return worktrees
 
 
 def _without_credentials(url: str) -> str:
@@ -191,8 +219,9 @@ async def _run_locked(
     listeners: list[Listener],
     choose: ChooseRecovery | None,
 ) -> RunOutcome:
-    saver = BackgroundPlanWriter(config.plan_path)
     context = git_context(config.working_directory)
+    worktrees = open_worktrees(plan, config)  # a checkout that cannot hold worktrees is refused before anything
+    saver = BackgroundPlanWriter(config.plan_path)
     interrupts = _Interrupts(saver, plan)
     try:
         runtime = agent_runtime(
@@ -206,21 +235,30 @@ async def _run_locked(
         async with runtime as agent:
             record_execution(plan, config, context)
             recovery = None
-            report = await inspect(plan, agent, context.repository, context.branch)
+            # Isolated tasks' sessions carry their task branch, not the checkout's: list the repository's.
+            branch = context.branch if worktrees is None else None
+            report = await inspect(plan, agent, context.repository, branch)
             if report.needs_decision:
                 choice = config.on_interrupted or (choose(report) if choose else "resume")
                 recovery = await apply_choice(plan, report, choice, agent, source=config.recovery_source)
                 await saver.save(plan, None)
                 if choice == "cleanup":
-                    return RunOutcome("cleaned", count_statuses(plan), plan, recovery)
+                    removed = await asyncio.to_thread(worktrees.remove) if worktrees else []
+                    return RunOutcome("cleaned", count_statuses(plan), plan, recovery, removed)
             options = ExecutorOptions(
                 working_directory=config.working_directory,
                 concurrency=config.concurrency,
                 quiet_timeout=config.task_timeout,
+                workspaces=WorktreeWorkspaces(worktrees) if worktrees else None,
+                on_finish_step=config.on_finish_step,
             )
             executor = interrupts.executor = Executor(plan, agent, options, saver, listeners)
             result = await executor.run()
-            return RunOutcome(result.status, result.counts, plan, recovery)
+            # Every task merged: their worktrees and branches have served. The integration branch stays, and so
+            # do the abandoned attempts' refs the plan names, until a clean-up.
+            complete = result.status == "complete"
+            removed = await asyncio.to_thread(worktrees.remove, False) if worktrees is not None and complete else []
+            return RunOutcome(result.status, result.counts, plan, recovery, removed)
     except asyncio.CancelledError:
         # Interrupted before any task ran: the plan on disk is as it was (or as recovery saved it).
         return RunOutcome("interrupted", count_statuses(plan), plan)

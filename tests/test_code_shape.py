@@ -16,11 +16,12 @@ ALLOWED = {
     "plan": set(),
     "github": set(),
     "engine": {"plan"},
+    "worktrees": {"plan"},
     "copilot": {"engine", "plan"},
     "checkpoints": {"plan", "github"},
-    "runner": {"plan", "engine", "copilot"},
-    "delivery": {"plan", "engine", "github"},
-    "cli": {"plan", "engine", "copilot", "checkpoints", "github", "runner", "delivery"},
+    "runner": {"plan", "engine", "copilot", "worktrees"},
+    "delivery": {"plan", "engine", "github", "worktrees"},
+    "cli": {"plan", "engine", "copilot", "checkpoints", "github", "runner", "delivery", "worktrees"},
     "action": {"plan", "engine", "checkpoints", "github", "runner", "delivery"},
 }
 TOP_LEVEL = {"errors", "gitinfo", "redaction", "__init__", "__main__"}

@@ -17,9 +17,9 @@ from helpers import git
 
 from planeteer_action.delivery.deliverer import Deliverer, DeliveryTarget
 from planeteer_action.delivery.errors import DeliveryFailed, DeliveryRefused
-from planeteer_action.delivery.names import integration_branch
 from planeteer_action.delivery.push import git_environment
 from planeteer_action.engine.events import RunFinished, TaskDone
+from planeteer_action.worktrees.names import integration_branch
 
 PLAN_ID = "plan-deliver"
 BRANCH = "planeteer/plan-deliver"

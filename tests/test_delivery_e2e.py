@@ -21,7 +21,7 @@ from harness import Workspace, make_workspace
 from helpers import git
 
 from planeteer_action.copilot.offline_model import OfflineModelServer
-from planeteer_action.delivery.names import integration_branch
+from planeteer_action.worktrees.names import integration_branch
 
 pytestmark = [pytest.mark.integration, pytest.mark.skipif(not CLI.exists(), reason=f"no Copilot CLI at {CLI}")]
 

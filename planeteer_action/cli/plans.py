@@ -69,7 +69,9 @@ def _print_status(plan: Plan, summary: dict[str, Any]) -> None:
     tally = ", ".join(f"{n} {status}" for status, n in summary["counts"].items())
     out.print(f"[bold]{plan.name}[/] — {done}/{len(plan.tasks)} done ({tally})")
     table = Table(show_edge=False, pad_edge=False)
-    for column in ("Task", "Status", "Session", "Attempts", "Time", "Result"):
+    # Worktree isolation records each task's merge commit; a shared-tree plan has none to show.
+    commits = any(entry["commit"] for entry in summary["tasks"])
+    for column in ("Task", "Status", "Session", *(["Commit"] if commits else []), "Attempts", "Time", "Result"):
         minimum = 10 if column == "Result" else None
         table.add_column(column, overflow="ellipsis", no_wrap=True, min_width=minimum)
     for entry in summary["tasks"]:
@@ -78,6 +80,7 @@ def _print_status(plan: Plan, summary: dict[str, Any]) -> None:
             entry["id"],
             f"[{STATUS_STYLE.get(entry['status'], '')}]{entry['status']}[/]",
             entry["sessionId"] or "",
+            *([(entry["commit"] or "")[:10]] if commits else []),
             str(len(entry["attempts"])),
             format_duration(entry["durationSeconds"]) if entry["attempts"] else "",
             (result[0][:120] if result else ""),
@@ -91,6 +94,7 @@ def _print_status(plan: Plan, summary: dict[str, Any]) -> None:
                 out.print(
                     f"  #{a.number} {a.session_id}{gone} — {a.reason}: {a.outcome}"
                     + (f" — {a.error}" if a.error else "")
+                    + (f" — its edits kept on {a.abandoned_ref}" if a.abandoned_ref else "")
                 )
     for recovery in summary["recoveries"]:
         out.print(_recovery_line(recovery))

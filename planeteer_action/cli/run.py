@@ -19,7 +19,7 @@ from planeteer_action.cli.entry import loading
 from planeteer_action.delivery.local import local_delivery
 from planeteer_action.engine.recovery import RECOVERY_CHOICES, RecoveryReport
 from planeteer_action.engine.wording import format_duration, parse_duration
-from planeteer_action.plan.model import RecoveryChoice, parse_time
+from planeteer_action.plan.model import Isolation, Plan, RecoveryChoice, parse_time
 from planeteer_action.plan.store import load_plan
 
 # The Copilot SDK takes half a second to import: `runner` is imported when a run starts, so that the other
@@ -80,6 +80,16 @@ if TYPE_CHECKING:
     "planeteer asks; elsewhere the default is resume.",
 )
 @click.option(
+    "--isolation",
+    type=click.Choice(["worktree", "shared"]),
+    default="shared",
+    show_default=True,
+    envvar="PLANETEER_ISOLATION",
+    help="worktree: each task in its own git worktree and branch, merged into the branch planeteer/<plan id> "
+    "(your checkout is never touched); shared: every task in the working directory itself. "
+    "Env: PLANETEER_ISOLATION.",
+)
+@click.option(
     "--push",
     is_flag=True,
     help="Push branch planeteer/<plan id> after every merge and at the end, to the remote the checkout "
@@ -105,6 +115,7 @@ def run(
     on_interrupted: RecoveryChoice | None,
     push: bool,
     pull_request: bool,
+    isolation: Isolation,
     as_json: bool,
 ) -> None:
     """Run every runnable task of PLAN, each in its own Copilot session.
@@ -116,6 +127,7 @@ def run(
       PLANETEER_PROVIDER_API_KEY=... planeteer run plan.json --provider-base-url http://localhost:8000/v1
       planeteer run plan.json --on-interrupted fresh --json | jq .
       GITHUB_TOKEN=$(gh auth token) planeteer run plan.json --pull-request
+      planeteer run plan.json --isolation worktree && git merge planeteer/<plan id>
     """
     with loading():
         from planeteer_action.runner import ProviderSettings, RunConfig, run_plan
@@ -132,16 +144,11 @@ def run(
         copilot_home=copilot_home.resolve() if copilot_home else None,
         offline=offline,
         on_interrupted=on_interrupted or (None if interactive() and not as_json else "resume"),
+        isolation=isolation,
     )
     preview = load_plan(plan)
     delivery = local_delivery(workdir.resolve(), preview, push=push, pull_request=pull_request)
-    view: RunView
-    if as_json:
-        view = JsonLines()
-    elif sys.stderr.isatty():
-        view = LiveView(preview)
-    else:
-        view = LineLog()
+    view = _view(preview, as_json)
     choose = _ask_recovery if interactive() and not as_json else None
     try:
         outcome = asyncio.run(run_plan(config, [view, *delivery.listeners], choose=choose))
@@ -150,6 +157,15 @@ def run(
     _report_outcome(outcome, as_json)
     delivery.finish(outcome.plan, plan)
     sys.exit(outcome.exit_code)
+
+
+def _view(plan: Plan, as_json: bool) -> RunView:
+    """JSON lines for scripts, the live table on a terminal, timestamped lines elsewhere."""
+    if as_json:
+        return JsonLines()
+    if sys.stderr.isatty():
+        return LiveView(plan)
+    return LineLog()
 
 
 def _ask_recovery(report: RecoveryReport) -> RecoveryChoice:
@@ -187,7 +203,15 @@ def _report_outcome(outcome: RunOutcome, as_json: bool) -> None:
         click.echo(f"deleted {len(outcome.recovery.deleted_sessions)} session(s):", err=True)
         for session_id in outcome.recovery.deleted_sessions:
             click.echo(f"  {session_id}", err=True)
+    if outcome.removed_refs:
+        click.echo(f"removed the plan's task worktrees and {len(outcome.removed_refs)} branch(es)/ref(s)", err=True)
     if outcome.status == "cleaned":
         click.echo("cleaned up; interrupted tasks are pending again and nothing was run", err=True)
     elif outcome.status == "interrupted":
         click.echo("interrupted: run the same command again to resume where it stopped", err=True)
+    execution = outcome.plan.execution
+    branch = execution.integration_branch if execution and execution.isolation == "worktree" else None
+    if branch and outcome.status in ("complete", "failed"):
+        click.echo(
+            f"the result is on branch {branch}: take it with `git merge {branch}` (or `git switch {branch}`)", err=True
+        )

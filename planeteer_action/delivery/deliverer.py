@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from planeteer_action.delivery.errors import DeliveryFailed, DeliveryRefused
-from planeteer_action.delivery.names import integration_branch
 from planeteer_action.delivery.pulls import PullRequest, PullRequests
 from planeteer_action.delivery.push import (
     branch_tip,
@@ -25,6 +24,7 @@ from planeteer_action.delivery.push import (
     run_git,
 )
 from planeteer_action.engine.events import Event, RunFinished, TaskDone
+from planeteer_action.worktrees.names import integration_branch
 
 DeliverMode = Literal["pull-request", "branch", "none"]
 DELIVER_MODES: tuple[str, ...] = get_args(DeliverMode)

@@ -62,6 +62,8 @@ class TaskDone(Event):
     task_id: str
     session_id: str
     summary: str
+    commit: str | None = None  # with worktree isolation: the integration commit holding its work
+    changed: bool = True  # False: with worktree isolation, the task left nothing to commit
 
 
 @dataclass(frozen=True)

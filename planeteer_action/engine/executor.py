@@ -10,12 +10,20 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from planeteer_action.engine.agent import Agent, AgentError, SessionAlreadyExists, SessionNotFound, TurnRequest
+from planeteer_action.engine.agent import (
+    Agent,
+    AgentError,
+    SessionAlreadyExists,
+    SessionNotFound,
+    TurnMode,
+    TurnRequest,
+    TurnResult,
+)
 from planeteer_action.engine.events import (
     Event,
     Listener,
@@ -30,7 +38,8 @@ from planeteer_action.engine.events import (
     TaskInterrupted,
     TaskStarted,
 )
-from planeteer_action.engine.prompts import continuation_prompt, holds_task_prompt, task_prompt
+from planeteer_action.engine.prompts import conflict_prompt, continuation_prompt, holds_task_prompt, task_prompt
+from planeteer_action.engine.workspaces import FinishStep, MergeResult, TaskWorkspaces
 from planeteer_action.plan.graph import blocked_tasks, chain_lengths, ready_tasks
 from planeteer_action.plan.model import Attempt, AttemptOutcome, Plan, Task, utc_now
 from planeteer_action.plan.operations import count_statuses
@@ -39,6 +48,7 @@ from planeteer_action.plan.session_ids import session_id_for
 # A fresh attempt whose id is somehow taken (a hand-edited plan) moves on to the next number this often.
 _MAX_ID_COLLISIONS = 5
 _RESEND_REASON = "resumed after interruption, with the full task prompt (it had not been delivered)"
+CONFLICT_REASON = "merge conflict: one more turn in its own session to resolve it"
 
 
 class PlanSaver(Protocol):
@@ -54,6 +64,10 @@ class ExecutorOptions:
     working_directory: Path
     concurrency: int = 4
     quiet_timeout: float = 600.0
+    # None: every task works in `working_directory` (shared). Otherwise each task in its own workspace.
+    workspaces: TaskWorkspaces | None = None
+    # Called after each step of finishing an isolated task: lets a test stop the process exactly there.
+    on_finish_step: Callable[[str, FinishStep], None] | None = None
 
 
 @dataclass(frozen=True)
@@ -158,18 +172,11 @@ class Executor:
         try:
             while True:
                 resend = resume and await self._task_prompt_missing(task)
+                workdir = await self._workspace(task, resume)
                 attempt = await self._begin_attempt(task, resume, resend)
-                request = TurnRequest(
-                    session_id=attempt.session_id,
-                    session_name=f"planeteer {self.plan.name}: {task.id}",
-                    prompt=continuation_prompt(task) if resume and not resend else task_prompt(self.plan, task),
-                    mode="resume" if resume else "create",
-                    working_directory=self._options.working_directory,
-                    quiet_timeout=self._options.quiet_timeout,
-                    on_activity=functools.partial(self._report_activity, task.id),
-                )
+                prompt = continuation_prompt(task) if resume and not resend else task_prompt(self.plan, task)
                 try:
-                    result = await self._agent.run_turn(request)
+                    result = await self._turn(task, attempt, prompt, "resume" if resume else "create", workdir)
                 except SessionNotFound as exc:
                     self._end_attempt(task, "lost", str(exc))
                     await self._save(task)
@@ -187,11 +194,7 @@ class Executor:
                 except AgentError as exc:
                     await self._fail(task, str(exc))
                     return
-                self._end_attempt(task, "done", None)
-                task.status = "done"
-                task.agent_result = result.summary
-                await self._save(task)
-                self.emit(TaskDone(task_id=task.id, session_id=attempt.session_id, summary=result.summary))
+                await self._complete(task, attempt, result.summary, workdir)
                 return
         except asyncio.CancelledError:
             if task.status == "in_progress":
@@ -200,6 +203,99 @@ class Executor:
                 await self._save(task)
                 self.emit(TaskInterrupted(task_id=task.id, session_id=task.session_id or ""))
             raise
+
+    async def _turn(self, task: Task, attempt: Attempt, prompt: str, mode: TurnMode, workdir: Path) -> TurnResult:
+        request = TurnRequest(
+            session_id=attempt.session_id,
+            session_name=f"planeteer {self.plan.name}: {task.id}",
+            prompt=prompt,
+            mode=mode,
+            working_directory=workdir,
+            quiet_timeout=self._options.quiet_timeout,
+            on_activity=functools.partial(self._report_activity, task.id),
+        )
+        return await self._agent.run_turn(request)
+
+    async def _workspace(self, task: Task, resume: bool) -> Path:
+        """Where the task works. Isolated, a fresh attempt after an earlier one starts from the integrated work:
+        what the earlier attempt left is kept only on the ref recorded in that attempt."""
+        workspaces = self._options.workspaces
+        if workspaces is None:
+            return self._options.working_directory
+        previous = task.current_attempt
+        reset = previous.number if previous is not None and not resume else None
+        workdir, abandoned = await workspaces.prepare(task.id, reset)
+        if previous is not None and abandoned is not None:
+            previous.abandoned_ref = abandoned
+        return workdir
+
+    async def _complete(self, task: Task, attempt: Attempt, summary: str, workdir: Path) -> None:
+        """The turn succeeded. Isolated, the task is done only once its work is committed, merged and saved
+        (in that order, each step safe to repeat after a crash): its dependents start from that merge."""
+        workspaces = self._options.workspaces
+        if workspaces is not None:
+            try:
+                merged = await self._integrate(task, workspaces, workdir)
+            except AgentError as exc:
+                await self._fail(task, f"the turn to resolve its merge conflict failed: {exc}")
+                return
+            if merged.commit is None:
+                await self._fail(
+                    task, f"its changes conflict with the integrated work in: {', '.join(merged.conflicts)}"
+                )
+                return
+            task.commit = merged.commit
+            attempt = task.current_attempt or attempt
+            attempt.no_changes = not merged.changed
+        self._end_attempt(task, "done", None)
+        task.status = "done"
+        task.agent_result = summary
+        await self._save(task)
+        self._finish_step(task, "saved")
+        self.emit(
+            TaskDone(
+                task_id=task.id,
+                session_id=attempt.session_id,
+                summary=summary,
+                commit=task.commit,
+                changed=not attempt.no_changes,
+            )
+        )
+
+    async def _integrate(self, task: Task, workspaces: TaskWorkspaces, workdir: Path) -> MergeResult:
+        """Commit and merge; on a conflict, the task's own session gets one turn to merge and resolve it."""
+        session_id = task.session_id or ""
+        while True:
+            self._finish_step(task, "turn_ended")
+            await workspaces.commit(task.id, task.title, session_id)
+            self._finish_step(task, "committed")
+            merged = await workspaces.integrate(task.id, task.title)
+            resolving = any(a.reason == CONFLICT_REASON and a.session_id == session_id for a in task.attempts)
+            if not merged.conflicts or resolving:
+                if merged.commit is not None:
+                    self._finish_step(task, "merged")
+                return merged
+            self._end_attempt(task, "done", None)
+            attempt = Attempt(
+                number=task.next_attempt_number(), session_id=session_id, reason=CONFLICT_REASON, started_at=utc_now()
+            )
+            task.attempts.append(attempt)
+            await self._save(task)
+            self.emit(
+                TaskStarted(
+                    task_id=task.id,
+                    session_id=session_id,
+                    attempt=attempt.number,
+                    mode="resume",
+                    reason=CONFLICT_REASON,
+                )
+            )
+            prompt = conflict_prompt(task, workspaces.integration_branch, merged.conflicts)
+            await self._turn(task, attempt, prompt, "resume", workdir)
+
+    def _finish_step(self, task: Task, step: FinishStep) -> None:
+        if self._options.on_finish_step is not None:
+            self._options.on_finish_step(task.id, step)
 
     def _report_activity(self, task_id: str, text: str) -> None:
         self.emit(TaskActivity(task_id=task_id, text=text))

@@ -62,6 +62,23 @@ def continuation_prompt(task: Task) -> str:
     )
 
 
+def conflict_prompt(task: Task, integration_branch: str, paths: list[str]) -> str:
+    """Sent into the task's own session when its finished work does not merge with the integrated work."""
+    return "\n".join(
+        [
+            f"Your work on this task is committed, but it conflicts with work other tasks have merged into "
+            f"`{integration_branch}` since you started, in: {', '.join(paths)}.",
+            f"Run `git merge {integration_branch}` in your working directory, resolve every conflict so that both "
+            "your task and the merged work are kept, and commit the merge. Then check the acceptance criteria again.",
+            "",
+            f"{TASK_MARKER} {task.id}",
+            f"## Task: {task.title}",
+            *_criteria(task),
+            "Finish with a brief summary of how you resolved the conflicts.",
+        ]
+    )
+
+
 def holds_task_prompt(messages: Iterable[str], task: Task) -> bool:
     """Whether a conversation was given `task`'s full prompt, not only a continuation (which names the task
     but carries no description, plan context or dependency results)."""

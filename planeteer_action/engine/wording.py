@@ -38,7 +38,8 @@ def describe(event: Event) -> str:
     if isinstance(event, TaskActivity):
         return f"task {event.task_id}: {event.text}"
     if isinstance(event, TaskDone):
-        return f"task {event.task_id} done: {first_line(event.summary)}"
+        merged = "" if event.commit is None else f" (merged as {event.commit[:10]})"
+        return f"task {event.task_id} done{merged if event.changed else ' (no changes)'}: {first_line(event.summary)}"
     if isinstance(event, TaskFailed):
         return f"task {event.task_id} FAILED: {event.error}"
     if isinstance(event, TaskInterrupted):

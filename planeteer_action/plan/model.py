@@ -28,6 +28,8 @@ TaskStatus = Literal["pending", "in_progress", "done", "failed", "interrupted"]
 # person chose to start the task afresh instead of resuming this session.
 AttemptOutcome = Literal["running", "done", "failed", "interrupted", "lost", "superseded"]
 RecoveryChoice = Literal["resume", "fresh", "cleanup"]
+# "worktree": each task in its own git worktree, merged into an integration branch; "shared": one tree.
+Isolation = Literal["worktree", "shared"]
 
 
 def utc_now() -> str:
@@ -106,6 +108,9 @@ class Attempt(_Model):
     outcome: AttemptOutcome = "running"
     error: str | None = None
     session_deleted: bool = False
+    # Worktree isolation: the attempt's work left nothing to commit; or, started over, where its edits are kept.
+    no_changes: bool = False
+    abandoned_ref: str | None = None
 
 
 class Task(_Model):
@@ -118,6 +123,8 @@ class Task(_Model):
     agent_result: str | None = None
     session_id: str | None = None
     attempts: list[Attempt] = Field(default_factory=list)
+    # Worktree isolation: the integration-branch commit that holds the task's merged work.
+    commit: str | None = None
 
     @field_validator("status", mode="before")
     @classmethod
@@ -154,6 +161,9 @@ class Execution(_Model):
     provider_type: str | None = None
     provider_base_url: str | None = None
     started_at: str | None = None
+    isolation: Isolation | None = None
+    integration_branch: str | None = None
+    base_commit: str | None = None
     recoveries: list[Recovery] = Field(default_factory=list)
 
 

@@ -74,6 +74,7 @@ def status_summary(plan: Plan) -> dict[str, Any]:
                 "title": task.title,
                 "status": shown[task.id],
                 "sessionId": task.session_id,
+                "commit": task.commit,
                 "attempts": [a.to_json_dict() for a in task.attempts],
                 "durationSeconds": round(time_spent(task), 3),
                 "result": task.agent_result,

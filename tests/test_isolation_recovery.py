@@ -1,0 +1,76 @@
+"""Recovery with worktree isolation, on the real Copilot CLI: a SIGKILL at each step of finishing a task
+(turn ended, committed, merged, saved) leaves exactly one commit per task, and "Start fresh" leaves no
+trace of the abandoned attempt's edits in the result."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from harness import Workspace
+from helpers import git
+from test_isolation import BRANCH, run, scripted, sessions_on
+
+from planeteer_action.engine.workspaces import FINISH_STEPS
+from planeteer_action.plan.session_ids import session_id_for
+
+pytestmark = pytest.mark.integration
+
+STOPPER = Path(__file__).with_name("stop_at_step.py")
+
+
+def run_until_killed(ws: Workspace, task: str, step: str) -> None:
+    args = [sys.executable, str(STOPPER), str(ws.plan), str(ws.repo), str(ws.home), ws.model.base_url, task, step]
+    killed = subprocess.run(args, cwd=ws.repo, env=ws.env(), capture_output=True, text=True, timeout=120)
+    assert killed.returncode == -9, killed.stderr
+
+
+@pytest.mark.parametrize("step", FINISH_STEPS)
+def test_a_kill_at_each_step_recovers_with_exactly_one_commit_per_task(tmp_path: Path, step: str) -> None:
+    ws = scripted(tmp_path, {}, {"a": [], "b": ["a"]})
+    run_until_killed(ws, "a", step)
+    assert (ws.load().task("a").status == "done") == (step == "saved")
+    result = run(ws)
+    assert result.returncode == 0, result.stderr
+    assert sorted(sessions_on(ws.repo, BRANCH)) == [session_id_for("plan-it", t, 1) for t in ("a", "b")]
+    plan = ws.load()
+    merge = plan.task("a").commit
+    assert merge is not None and git(ws.repo, "show", f"{merge}:planeteer-notes/a.md").startswith("# a")
+    assert git(ws.repo, "rev-list", "--count", "--merges", BRANCH) == "2"  # one merge per task
+
+
+def test_start_fresh_leaves_no_trace_of_the_abandoned_attempt(tmp_path: Path) -> None:
+    ws = scripted(tmp_path, {"a": [{"bash": "echo half-done > half.txt"}]}, {"a": []})
+    run_until_killed(ws, "a", "turn_ended")
+    result = run(ws, "--on-interrupted", "fresh")
+    assert result.returncode == 0, result.stderr
+    files = git(ws.repo, "ls-tree", "-r", "--name-only", BRANCH).split()
+    assert "half.txt" not in files and "planeteer-notes/a.md" in files
+    first = ws.load().task("a").attempts[0]
+    assert first.outcome == "superseded" and first.abandoned_ref is not None
+    assert git(ws.repo, "show", f"{first.abandoned_ref}:half.txt") == "half-done"
+    assert sessions_on(ws.repo, BRANCH) == [session_id_for("plan-it", "a", 2)]
+
+
+def test_retry_after_a_failure_starts_from_the_integrated_work(tmp_path: Path) -> None:
+    ws = scripted(tmp_path, {"a": [{"bash": "echo half-done > half.txt"}, {"error": 400}]}, {"a": []})
+    assert ws.run("run", "--isolation", "worktree").returncode == 1
+    assert ws.run("retry", str(ws.plan), "a", plan=False).returncode == 0
+    result = run(ws)
+    assert result.returncode == 0, result.stderr
+    assert "half.txt" not in git(ws.repo, "ls-tree", "-r", "--name-only", BRANCH).split()
+    assert ws.load().task("a").attempts[0].abandoned_ref is not None
+
+
+def test_clean_up_removes_the_plans_worktrees_and_task_branches(tmp_path: Path) -> None:
+    ws = scripted(tmp_path, {}, {"a": []})
+    run_until_killed(ws, "a", "committed")
+    assert git(ws.repo, "branch", "--list", "planeteer-task/*")
+    result = run(ws, "--on-interrupted", "cleanup")
+    assert result.returncode == 0, result.stderr
+    assert "removed the plan's task worktrees" in result.stderr
+    assert git(ws.repo, "branch", "--list", "planeteer-task/*") == ""
+    assert git(ws.repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(ws.repo, "rev-parse", BRANCH) == git(ws.repo, "rev-parse", "main")  # nothing was merged
