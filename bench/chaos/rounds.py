@@ -141,34 +141,36 @@ class _Run:
 
 def run_round(epoch: Epoch, model: ChaosModel, instant: Instant, log: Path) -> RoundResult:
     """Start the run, signal it at `instant`, and measure how it ended and what it left."""
+    before = _task_states(epoch.plan_path)
     run = _Run(epoch, model, log)
     try:
         reached = _wait_for_moment(run, model, instant)
         if not reached:
-            return _after_exit(run, signalled=False, seconds=None)
+            return _after_exit(run, before, signalled=False, seconds=None)
         time.sleep(instant.delay)
         if run.wait_exit(0):
-            return _after_exit(run, signalled=False, seconds=None)
+            return _after_exit(run, before, signalled=False, seconds=None)
         signalled_at = time.monotonic()
         os.killpg(run.process.pid, SIGNALS[instant.signal_name])
         if not run.wait_exit(HANG_SECONDS):
-            result = _after_exit(run, signalled=True, seconds=None)
+            result = _after_exit(run, before, signalled=True, seconds=None)
             result.note = f"still running {HANG_SECONDS:g} s after the signal: killed"
             return result
-        return _after_exit(run, signalled=True, seconds=time.monotonic() - signalled_at)
+        return _after_exit(run, before, signalled=True, seconds=time.monotonic() - signalled_at)
     finally:
         run.finish()
 
 
 def run_to_end(epoch: Epoch, model: ChaosModel, log: Path) -> RoundResult:
     """Run the plan with no signal until it ends by itself."""
+    before = _task_states(epoch.plan_path)
     run = _Run(epoch, model, log)
     try:
         if not run.wait_exit(RUN_TIMEOUT):
-            result = _after_exit(run, signalled=False, seconds=None)
+            result = _after_exit(run, before, signalled=False, seconds=None)
             result.note = f"did not finish within {RUN_TIMEOUT:g} s: killed"
             return result
-        return _after_exit(run, signalled=False, seconds=None)
+        return _after_exit(run, before, signalled=False, seconds=None)
     finally:
         run.finish()
 
@@ -205,8 +207,16 @@ def _sleeps_running(tag: str) -> list[int]:
     return found
 
 
-def _after_exit(run: _Run, signalled: bool, seconds: float | None) -> RoundResult:
-    """What the exited (or hung) run left: its exit code, the plan file, its processes."""
+def _task_states(plan_path: Path) -> dict[str, tuple[str, int]]:
+    """Each task's status and number of attempts, to tell what a run changed from what it found."""
+    return {task.id: (task.status, len(task.attempts)) for task in load_plan(plan_path).tasks}
+
+
+def _after_exit(run: _Run, before: dict[str, tuple[str, int]], signalled: bool, seconds: float | None) -> RoundResult:
+    """What the exited (or hung) run left: its exit code, the plan file, its processes.
+
+    After a clean stop no task the run worked on may be left `in_progress` (it must be saved `interrupted`);
+    one the run never touched keeps what an earlier, SIGKILLed run left, for recovery to deal with."""
     code = run.process.poll()
     if code is not None:
         run.drain()
@@ -219,6 +229,12 @@ def _after_exit(run: _Run, signalled: bool, seconds: float | None) -> RoundResul
     for task in plan.tasks:
         if task.status == "done":
             run.epoch.done_at.setdefault(task.id, now)
-    left = [task.id for task in plan.tasks if task.status == "in_progress"] if code == CLEAN_EXIT_CODE else []
+    left = [
+        task.id
+        for task in plan.tasks
+        if code == CLEAN_EXIT_CODE
+        and task.status == "in_progress"
+        and before.get(task.id) != (task.status, len(task.attempts))
+    ]
     done = sum(task.status == "done" for task in plan.tasks)
     return RoundResult(signalled, code, seconds, None, strays, done, len(plan.tasks), left)
