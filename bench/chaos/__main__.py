@@ -55,9 +55,10 @@ def survived(instant: Instant, result: RoundResult) -> bool:
 
 
 def stopped_cleanly(result: RoundResult) -> bool:
-    """SIGINT/SIGTERM: exit 130 within CLEAN_EXIT_SECONDS, or 0 when the signal came as the last task was done
-    (the run was already ending with the plan complete, and nothing was interrupted)."""
-    code_ok = result.code == CLEAN_EXIT_CODE or (result.code == 0 and result.complete)
+    """SIGINT/SIGTERM: exit 130 within CLEAN_EXIT_SECONDS, or 0 when the signal came after the last task was done
+    (the run was already ending with the plan complete, and nothing was left to stop)."""
+    ended_anyway = result.code == 0 and result.complete and result.done_after_signal == 0
+    code_ok = result.code == CLEAN_EXIT_CODE or ended_anyway
     return code_ok and result.exit_seconds is not None and result.exit_seconds <= CLEAN_EXIT_SECONDS
 
 
@@ -70,6 +71,8 @@ def describe(result: RoundResult) -> str:
         ended = f"ended by itself (exit {result.code})"
     parts = [ended, result.plan_problem or "plan loads", f"{result.done}/{result.total} done"]
     parts.append(f"{result.strays} tagged processes left")
+    if result.done_after_signal:
+        parts.append(f"{result.done_after_signal} tasks done after the signal")
     if result.left_in_progress:
         parts.append(f"left in_progress: {', '.join(result.left_in_progress)}")
     if result.note:
@@ -187,7 +190,7 @@ def _report_signals(played: Sequence[tuple[Instant, RoundResult]], left: int) ->
     timing = f"median {statistics.median(times):.2f} s, max {max(times):.2f} s" if times else "none exited"
     print(f"SIGINT/SIGTERM → exit: {timing} over {len(times)} of {len(clean)};", end="")
     print(f" exit codes: {', '.join(f'{code} ×{n}' for code, n in codes.items())}", end="")
-    print(" (0: the plan was complete as the signal came)" if 0 in codes else "")
+    print(" (0: the last task was done before the signal came)" if 0 in codes else "")
     if not all(stopped_cleanly(r) for r in clean):
         broken.append(f"SIGINT/SIGTERM not always exit {CLEAN_EXIT_CODE} within {CLEAN_EXIT_SECONDS:g} s")
     return broken

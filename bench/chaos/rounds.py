@@ -73,6 +73,8 @@ class RoundResult:
     done: int
     total: int
     left_in_progress: list[str] = field(default_factory=list)
+    done_after_signal: int = 0
+    """Tasks the run reported done after it was signalled (their turns were not stopped)."""
     note: str = ""
 
     @property
@@ -120,6 +122,11 @@ class _Run:
     def count(self, kind: str) -> int:
         return sum(event.get("event") == kind for event in list(self.events))
 
+    def done_since(self, wall_time: float) -> int:
+        """How many `task_done` events the run stamped after `wall_time` (time.time())."""
+        stamps = [parse_time(e.get("at")) for e in list(self.events) if e.get("event") == "task_done"]
+        return sum(at is not None and at.timestamp() > wall_time for at in stamps)
+
     def wait_exit(self, timeout: float) -> bool:
         """Wait until the process has exited (exactly, through its pidfd); False if it has not by then."""
         ready, _, _ = select.select([self.pidfd], [], [], timeout)
@@ -150,13 +157,15 @@ def run_round(epoch: Epoch, model: ChaosModel, instant: Instant, log: Path) -> R
         time.sleep(instant.delay)
         if run.wait_exit(0):
             return _after_exit(run, before, signalled=False, seconds=None)
-        signalled_at = time.monotonic()
+        signalled_at, signalled_wall = time.monotonic(), time.time()
         os.killpg(run.process.pid, SIGNALS[instant.signal_name])
         if not run.wait_exit(HANG_SECONDS):
             result = _after_exit(run, before, signalled=True, seconds=None)
             result.note = f"still running {HANG_SECONDS:g} s after the signal: killed"
             return result
-        return _after_exit(run, before, signalled=True, seconds=time.monotonic() - signalled_at)
+        result = _after_exit(run, before, signalled=True, seconds=time.monotonic() - signalled_at)
+        result.done_after_signal = run.done_since(signalled_wall)
+        return result
     finally:
         run.finish()
 
