@@ -185,10 +185,10 @@ def _report_signals(played: Sequence[tuple[Instant, RoundResult]], left: int) ->
         broken.append("stray processes")
     if not clean:
         return broken
-    times = [r.exit_seconds for r in clean if r.exit_seconds is not None]
+    times = [r.exit_seconds for r in clean if r.exit_seconds is not None and r.code in (CLEAN_EXIT_CODE, 0)]
     codes = Counter(r.code for r in clean)
-    timing = f"median {statistics.median(times):.2f} s, max {max(times):.2f} s" if times else "none exited"
-    print(f"SIGINT/SIGTERM → exit: {timing} over {len(times)} of {len(clean)};", end="")
+    timing = f"median {statistics.median(times):.2f} s, max {max(times):.2f} s" if times else "-"
+    print(f"SIGINT/SIGTERM → clean exit: {timing} ({len(times)} of {len(clean)} signalled runs);", end="")
     print(f" exit codes: {', '.join(f'{code} ×{n}' for code, n in codes.items())}", end="")
     print(" (0: the last task was done before the signal came)" if 0 in codes else "")
     if not all(stopped_cleanly(r) for r in clean):
