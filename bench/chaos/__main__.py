@@ -165,8 +165,10 @@ def _report_tasks(final: RoundResult, verdicts: Sequence[EpochVerdict]) -> list[
         broken.append(f"plan not completed ({'; '.join(incomplete) or final.note or f'exit {final.code}'})")
     repeated = [f"epoch {v.epoch}: {', '.join(v.repeated_tasks)}" for v in verdicts if v.repeated_tasks]
     requests = sum(v.repeat_requests for v in verdicts)
+    full = sum(v.repeat_full_prompts for v in verdicts)
     print(f"finished tasks repeated: {sum(len(v.repeated_tasks) for v in verdicts)}", end="")
-    print(f" ({requests} model requests for a task after it was done{': ' if repeated else ''}{'; '.join(repeated)})")
+    print(f" ({requests} model requests for a task after it was done, {full} with its full prompt", end="")
+    print(f"{': ' if repeated else ''}{'; '.join(repeated)})")
     without = [f"epoch {v.epoch}: {', '.join(v.without_work)}" for v in verdicts if v.without_work]
     print(f"tasks done without their work: {sum(len(v.without_work) for v in verdicts)}", end="")
     print(f" ({'; '.join(without)})" if without else "")

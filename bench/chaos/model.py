@@ -43,7 +43,6 @@ class ModelRequest:
     """Wall time (time.time()) when the answer was decided."""
     full_prompt: bool
     """Whether the conversation held the task's full prompt (description, plan context, dependency results)."""
-    answer: str
 
 
 def note_text(task: Task) -> str:
@@ -75,7 +74,7 @@ class ChaosModel(OfflineModelServer):
         full_prompt = task is not None and any(_told(message, task) for message in users)
         answer = self._decide(task, full_prompt, current_turn(messages))
         with self._log_lock:
-            self._log.append(ModelRequest(self.epoch, task_id, time.time(), full_prompt, answer.describe()))
+            self._log.append(ModelRequest(self.epoch, task_id, time.time(), full_prompt))
         return answer
 
     def _decide(self, task: Task | None, full_prompt: bool, turn: Sequence[Mapping[str, Any]]) -> _Answer:

@@ -136,14 +136,13 @@ class _Run:
         """Wait briefly for the events the exited process printed last."""
         self._reader.join(timeout=2)
 
-    def finish(self) -> int:
+    def finish(self) -> None:
         """Reap the process (killing its group if it is still there) and stop reading its output."""
         if not self.wait_exit(0):
             os.killpg(self.process.pid, signal.SIGKILL)
-        code = self.process.wait()
+        self.process.wait()
         self._reader.join(timeout=5)
         os.close(self.pidfd)
-        return code
 
 
 def run_round(epoch: Epoch, model: ChaosModel, instant: Instant, log: Path) -> RoundResult:

@@ -75,6 +75,8 @@ class EpochVerdict:
     repeated_tasks: list[str]
     """Tasks the model was asked about again after they were done (each finished task must run once)."""
     repeat_requests: int
+    repeat_full_prompts: int
+    """How many of those requests carried the task's full prompt (the task done over again, not only resumed)."""
     without_work: list[str]
     """Tasks marked done whose note is missing or wrong: done without their work."""
 
@@ -95,6 +97,7 @@ def check_epoch(epoch: Epoch, plan: Plan, log: Sequence[ModelRequest]) -> EpochV
         total=len(plan.tasks),
         repeated_tasks=sorted({str(request.task_id) for request in late}),
         repeat_requests=len(late),
+        repeat_full_prompts=sum(request.full_prompt for request in late),
         without_work=[task.id for task in done if not _has_note(epoch.repo, task)],
     )
 
