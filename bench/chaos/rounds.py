@@ -187,11 +187,13 @@ def _wait_for_moment(run: _Run, model: ChaosModel, instant: Instant) -> bool:
     """Wait for the instant's moment; False when the run exited first. A moment that never comes counts as
     come after MOMENT_TIMEOUT, so a round always ends."""
     requests_before = len(model.log)
+    # A SIGKILLed run's sleeps can outlive it until this run stops them: only a sleep of this run counts.
+    leftovers = set(_sleeps_running(run.epoch.tag))
     conditions: dict[str, Callable[[], bool]] = {
         "start": lambda: True,
         "session start": lambda: run.count("task_started") >= instant.nth,
         "model request": lambda: len(model.log) - requests_before >= instant.nth,
-        "sleep tool": lambda: bool(_sleeps_running(run.epoch.tag)),
+        "sleep tool": lambda: bool(set(_sleeps_running(run.epoch.tag)) - leftovers),
         "task done": lambda: run.count("task_done") >= instant.nth,
     }
     condition = conditions[instant.moment]
