@@ -81,7 +81,16 @@ def describe(result: RoundResult) -> str:
 
 
 def verdict_of(epoch: Epoch, model: ChaosModel) -> EpochVerdict:
-    return check_epoch(epoch, load_plan(epoch.plan_path), model.log)
+    """The epoch's check; a plan file that does not load stops the chaos run there (a broken promise)."""
+    try:
+        plan = load_plan(epoch.plan_path)
+    except Exception as error:
+        raise PlanLost(f"the plan file of epoch {epoch.number} does not load: {error}") from error
+    return check_epoch(epoch, plan, model.log)
+
+
+class PlanLost(Exception):
+    """The plan file was torn or lost: nothing further can be checked."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -94,16 +103,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.rounds < 0:
         parser.error("--rounds must be 0 or more")
+    if args.keep is not None and args.keep.exists():
+        parser.error(f"--keep {args.keep} already exists: give a folder that does not, so no earlier run is mixed in")
     rounds = QUICK_ROUNDS if args.quick else args.rounds
     seed = args.seed if args.seed is not None else random.SystemRandom().randrange(1_000_000)
     copilot_cli()
     print(f"chaos: {rounds} rounds on a {len(chaos_plan().tasks)}-task plan, seed {seed}", flush=True)
     print(f"replay: .venv/bin/python -m bench.chaos --seed {seed} --rounds {rounds}", flush=True)
-    if args.keep is not None:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        return chaos(args.keep, rounds, seed, time.monotonic() + args.time_limit * 60)
-    with scratch("chaos") as root:
-        return chaos(root, rounds, seed, time.monotonic() + args.time_limit * 60)
+    deadline = time.monotonic() + args.time_limit * 60
+    try:
+        if args.keep is not None:
+            args.keep.mkdir(parents=True)
+            return chaos(args.keep, rounds, seed, deadline)
+        with scratch("chaos") as root:
+            return chaos(root, rounds, seed, deadline)
+    except KeyboardInterrupt:
+        print("chaos: interrupted (its runs and their processes were stopped)", file=sys.stderr)
+        return 130
 
 
 def chaos(root: Path, rounds: int, seed: int, deadline: float) -> int:
@@ -133,6 +149,9 @@ def chaos(root: Path, rounds: int, seed: int, deadline: float) -> int:
         verdicts.append(verdict_of(epochs[-1], model))
         left_at_end = len(tagged_processes(epochs[-1].tag))
         return report(played, final, verdicts, left_at_end)
+    except PlanLost as error:
+        print(f"BROKEN: {error}")
+        return 1
     finally:
         model.stop()
         for epoch in epochs:
