@@ -185,14 +185,22 @@ def run_to_end(epoch: Epoch, model: ChaosModel, log: Path) -> RoundResult:
 
 def _wait_for_moment(run: _Run, model: ChaosModel, instant: Instant) -> bool:
     """Wait for the instant's moment; False when the run exited first. A moment that never comes counts as
-    come after MOMENT_TIMEOUT, so a round always ends."""
-    requests_before = len(model.log)
-    # A SIGKILLed run's sleeps can outlive it until this run stops them: only a sleep of this run counts.
+    come after MOMENT_TIMEOUT, so a round always ends.
+
+    A SIGKILLed run's CLI and sleeps can outlive it until this run stops them: its sleeps do not count, and
+    model requests count only once this run has started a task."""
     leftovers = set(_sleeps_running(run.epoch.tag))
+    baseline: list[int] = []
+
+    def model_requests() -> int:
+        if not baseline and run.count("task_started"):
+            baseline.append(len(model.log))
+        return len(model.log) - baseline[0] if baseline else 0
+
     conditions: dict[str, Callable[[], bool]] = {
         "start": lambda: True,
         "session start": lambda: run.count("task_started") >= instant.nth,
-        "model request": lambda: len(model.log) - requests_before >= instant.nth,
+        "model request": lambda: model_requests() >= instant.nth,
         "sleep tool": lambda: bool(set(_sleeps_running(run.epoch.tag)) - leftovers),
         "task done": lambda: run.count("task_done") >= instant.nth,
     }
