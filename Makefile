@@ -1,6 +1,7 @@
 # Two commands do all of the set-up on a fresh clone:
 #   make demo   creates .venv, installs the pinned Copilot CLI if missing, runs examples/demo-plan.json offline
 #   make test   the whole test suite (unit + integration on the real Copilot CLI)
+#   make chaos  signal rounds on a real run (bench/chaos), then check nothing was lost or repeated
 #   make interop  only the interop tests with GitHub's official JS clients (npm-installed into .interop/)
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -13,7 +14,7 @@ LOCAL_COPILOT := $(TOOLS)/node_modules/.bin/copilot
 export COPILOT_CLI_PATH ?= $(shell command -v copilot 2>/dev/null || echo $(CURDIR)/$(LOCAL_COPILOT))
 DEMO := demo
 
-.PHONY: setup demo test interop lint bench clean
+.PHONY: setup demo test interop lint bench chaos clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +51,10 @@ lint: setup
 
 bench: setup
 	$(PY) -m bench
+
+# Kill/interrupt/terminate rounds on a real run, then check its promises (bench/README.md). ARGS="--seed 7".
+chaos: setup
+	$(PY) -m bench.chaos $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(TOOLS) $(DEMO) .interop .pytest_cache .mypy_cache .ruff_cache *.egg-info
