@@ -291,6 +291,8 @@ class _Interrupts:
             self._deadline.cancel()
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._loop.remove_signal_handler(signum)
+        # asyncio puts SIGTERM back to its default (death with 143); like SIGINT, it must mean exit 130.
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
         self._saver.close()
         self._last_resort.cancel()
 
