@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import BENCH_BRANCH, Sizes, git, scratch
-from bench.report import Results, ms, p95, progress, secs
+from bench.report import Results, mib, ms, p95, progress, secs
 from planeteer_action.plan.session_ids import session_id_for
 from planeteer_action.worktrees import names
 from planeteer_action.worktrees.tasks import PlanWorktrees
@@ -175,10 +175,6 @@ def _median_p95(values: list[float]) -> str:
     return f"{ms(statistics.median(values))} / {ms(p95(values))}"
 
 
-def _mib(size: float) -> str:
-    return f"{size / 2**20:.1f} MiB"
-
-
 def figure_worktrees(sizes: Sizes, results: Results) -> None:
     fig = "7"
     files, tasks = sizes.worktree_files, sizes.worktree_tasks
@@ -223,7 +219,8 @@ def _report(
     results.add(
         fig,
         f"repository: {len(repo.files):,} files in {repo.folders} folders (≤ {repo.depth} deep), packed",
-        f"{repo.content_bytes / 1e6:.1f} MB of files, {_mib(checkout)} on disk, objects {_mib(repo.objects_bytes)}",
+        f"{repo.content_bytes / 1e6:.1f} MB of files, {mib(checkout / 1024)} on disk, "
+        f"objects {mib(repo.objects_bytes / 1024)}",
     )
     results.add(fig, "once per run: open the plan's worktrees + integration branch", ms(opened))
     results.add(
@@ -247,9 +244,9 @@ def _report(
     results.add(
         fig,
         "disk, one worktree: its files (du) / its git admin folder (index) / object store growth a task, median",
-        f"{_mib(statistics.median(c.checkout_bytes for c in costs))} / "
-        f"{_mib(statistics.median(c.admin_bytes for c in costs))} / "
+        f"{mib(statistics.median(c.checkout_bytes for c in costs) / 1024)} / "
+        f"{mib(statistics.median(c.admin_bytes for c in costs) / 1024)} / "
         f"{statistics.median(c.objects_bytes for c in costs) / 1024:.1f} KiB "
         f"({statistics.median(c.objects_added for c in costs):.0f} objects)",
     )
-    results.add(fig, f"disk, all {tasks} worktrees before the run's end removes them (du)", _mib(all_worktrees))
+    results.add(fig, f"disk, all {tasks} worktrees before the run's end removes them (du)", mib(all_worktrees / 1024))
