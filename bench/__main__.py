@@ -11,6 +11,7 @@ Figures (see bench/README.md for what each one means and what it includes):
   4. peak memory of the planeteer process itself (and, for context, the CLI's)
   5. recovery inspection time with 500 and 5,000 sessions in the Copilot home
   6. time from SIGINT to exit with 8 tasks inside a long tool call
+  7. what a task's git worktree costs on a 10,000-file repository (create, commit, merge, remove; disk)
 
 Figures 2, 4, 5 and 6 run the real Copilot CLI (COPILOT_CLI_PATH, else .tools/node_modules/.bin/copilot) against
 the local OfflineModelServer on 127.0.0.1; nothing leaves the machine. This is a measurement, not a test: it
@@ -40,6 +41,7 @@ from bench.report import Results, print_table
 from bench.saves import figure_save
 from bench.scheduler import figure_scheduler
 from bench.sigint import figure_sigint
+from bench.worktrees import figure_worktrees
 from planeteer_action.copilot.runtime import cli_version
 
 FIGURES: dict[str, tuple[str, Callable[[Sizes, Results], None]]] = {
@@ -49,6 +51,7 @@ FIGURES: dict[str, tuple[str, Callable[[Sizes, Results], None]]] = {
     "4": ("peak memory", figure_memory),
     "5": ("recovery inspection", figure_recovery),
     "6": ("SIGINT to exit", figure_sigint),
+    "7": ("worktree cost per task", figure_worktrees),
 }
 
 

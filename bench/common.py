@@ -43,6 +43,8 @@ class Sizes:
     recovery_unfinished: int = 8
     sigint_tasks: int = 8
     sigint_repeats: int = 3
+    worktree_files: int = 10_000
+    worktree_tasks: int = 20
 
 
 FULL = Sizes()
@@ -52,6 +54,8 @@ QUICK = Sizes(
     memory_tasks=10,
     recovery_sessions=(500,),
     sigint_repeats=1,
+    worktree_files=1_000,
+    worktree_tasks=5,
 )
 
 
