@@ -157,6 +157,7 @@ def base_inputs(fake: FakeGitHubServices, **more: str) -> dict[str, str]:
         "on-interrupted": "resume",
         "github-token": fake.rest_token,
         "deliver": "none",  # these scenarios are about checkpoints; test_delivery_e2e delivers
+        "isolation": "shared",  # the checkout's own changes travel as a patch; see the worktree scenario below
         **more,
     }
 

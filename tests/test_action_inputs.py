@@ -75,6 +75,7 @@ def test_secrets_never_show_in_the_inputs_repr(tmp_path: Path) -> None:
         ({"provider_type": "gemini"}, "input `provider-type` must be openai, azure or anthropic, got 'gemini'"),
         ({"offline": "yes"}, "input `offline` must be true or false, got 'yes'"),
         ({"deliver": "push"}, "input `deliver` must be one of pull-request, branch, none, got 'push'"),
+        ({"isolation": "none"}, "input `isolation` must be one of worktree, shared, got 'none'"),
         ({"commit_plan": "yes"}, "input `commit-plan` must be true or false, got 'yes'"),
         ({"state_name": "a/b"}, "input `state-name` may use letters, digits, '.', '_' and '-' (at most 80)"),
         ({"state_name": "x" * 81}, "input `state-name` may use letters, digits, '.', '_' and '-' (at most 80)"),

@@ -55,7 +55,8 @@ def machine(tmp_path: Path, fake: FakeGitHubServices, plan_id: str, inputs: dict
         tmp_path,
         workspace,
         sha,
-        {"plan": PLAN_PATH, "task-timeout": "2m", "deliver": "none", **inputs},
+        # Its agents write into the checkout itself, which is what these scenarios watch.
+        {"plan": PLAN_PATH, "task-timeout": "2m", "deliver": "none", "isolation": "shared", **inputs},
     )
 
 

@@ -18,7 +18,7 @@ ALLOWED = {
     "engine": {"plan"},
     "worktrees": {"plan"},
     "copilot": {"engine", "plan"},
-    "checkpoints": {"plan", "github"},
+    "checkpoints": {"plan", "github", "worktrees"},  # the names of the branches and worktrees it carries
     "runner": {"plan", "engine", "copilot", "worktrees"},
     "delivery": {"plan", "engine", "github", "worktrees"},
     "cli": {"plan", "engine", "copilot", "checkpoints", "github", "runner", "delivery", "worktrees"},

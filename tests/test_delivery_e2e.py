@@ -2,9 +2,9 @@
 offline model, the fake GitHub services (pull requests included), and a local bare repository set as the
 checkout's push URL (`remote.origin.pushurl`; the fetch URL stays github.com).
 
-Until the core's worktrees land, a run makes no integration branch itself: these tests put the branch state
-a run would leave (`planeteer/<plan id>` holding commits) into the checkout before the run, and one test
-delivers whatever branch the run itself produced, skipping when it produced none.
+Most of these tests put the branch state a run would leave (`planeteer/<plan id>` holding commits) into the
+checkout before a run with `isolation: shared`, which leaves that branch as it is, so what is delivered is
+known exactly; one test delivers the branch an isolated run (the default) made itself.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def scenario(tmp_path: Path, fake: FakeGitHubServices, request: pytest.FixtureRe
 
 def test_a_pull_request_is_opened_and_the_re_run_updates_the_same_one(scenario: Any, fake: FakeGitHubServices) -> None:
     flow: Scenario = scenario("plan-deliver-pr", 95_001)
-    first = flow.machine(1)
+    first = flow.machine(1, isolation="shared")
     tip = flow.integration_work(first, "a.txt")
     run = first.run_action()
     assert (run.run.exit_code, run.finalize.exit_code) == (0, 0), run.stdout + run.run.stderr + run.finalize.stderr
@@ -112,7 +112,7 @@ def test_a_pull_request_is_opened_and_the_re_run_updates_the_same_one(scenario: 
     assert not [line for line in logged if fake.rest_token in line and not line.startswith("::add-mask::")]
 
     fake.rerun_all_jobs(flow.run_id)
-    second = flow.machine(2)
+    second = flow.machine(2, isolation="shared")
     newer = flow.integration_work(second, "b.txt")
     rerun = second.run_action()
     assert (rerun.run.exit_code, rerun.finalize.exit_code) == (0, 0), rerun.stdout + rerun.finalize.stderr
@@ -141,7 +141,7 @@ def test_a_token_that_cannot_open_pull_requests_stops_the_run_before_any_agent(
 
 def test_deliver_branch_pushes_with_the_plan_file_when_asked(scenario: Any, fake: FakeGitHubServices) -> None:
     flow: Scenario = scenario("plan-deliver-branch", 95_003)
-    machine = flow.machine(1, deliver="branch", **{"commit-plan": "true"})
+    machine = flow.machine(1, deliver="branch", isolation="shared", **{"commit-plan": "true"})
     tip = flow.integration_work(machine, "a.txt")
     run = machine.run_action()
     assert (run.run.exit_code, run.finalize.exit_code) == (0, 0), run.stdout + run.finalize.stderr
@@ -157,9 +157,6 @@ def test_the_action_delivers_the_integration_branch_its_run_made(scenario: Any, 
     machine = flow.machine(1)
     run = machine.run_action()
     assert (run.run.exit_code, run.finalize.exit_code) == (0, 0), run.stdout + run.finalize.stderr
-    if not git(machine.workspace, "branch", "--list", flow.branch):
-        assert "no integration branch" in run.summary and run.outputs["branch"] == ""
-        pytest.skip(f"the run made no {flow.branch} (worktree isolation is not on this branch yet)")
     assert run.outputs["commit"] == flow.pushed() == git(machine.workspace, "rev-parse", flow.branch)
     assert run.outputs["pull-request-url"] == fake.pulls.pulls[0]["html_url"]
 

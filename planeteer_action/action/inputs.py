@@ -6,6 +6,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import get_args
 
 from actions_toolkit import core
 
@@ -13,8 +14,9 @@ from planeteer_action.delivery.deliverer import DELIVER_MODES, DeliverMode
 from planeteer_action.engine.recovery import RECOVERY_CHOICES
 from planeteer_action.engine.wording import parse_duration
 from planeteer_action.errors import ConfigError
-from planeteer_action.plan.model import RecoveryChoice
+from planeteer_action.plan.model import Isolation, RecoveryChoice
 
+ISOLATION_MODES: tuple[str, ...] = get_args(Isolation)
 SECRET_INPUTS = ("copilot-token", "provider-api-key", "github-token", "state-key")
 
 
@@ -31,6 +33,7 @@ class ActionInputs:
     offline: bool
     resume_from_run: int | None
     state_name: str | None
+    isolation: Isolation = "worktree"
     deliver: DeliverMode = "pull-request"
     commit_plan: bool = False
     copilot_token: str | None = field(default=None, repr=False)
@@ -69,6 +72,9 @@ def read_inputs(variables: Mapping[str, str], workspace: Path) -> ActionInputs:
     if provider_type not in ("openai", "azure", "anthropic"):
         raise ConfigError(f"input `provider-type` must be openai, azure or anthropic, got {provider_type!r}")
     offline_text = _boolean(variables, "offline")
+    isolation = _get(variables, "isolation") or "worktree"
+    if isolation not in ISOLATION_MODES:
+        raise ConfigError(f"input `isolation` must be one of {', '.join(ISOLATION_MODES)}, got {isolation!r}")
     deliver = _get(variables, "deliver") or "pull-request"
     if deliver not in DELIVER_MODES:
         raise ConfigError(f"input `deliver` must be one of {', '.join(DELIVER_MODES)}, got {deliver!r}")
@@ -90,6 +96,7 @@ def read_inputs(variables: Mapping[str, str], workspace: Path) -> ActionInputs:
         offline=offline_text == "true",
         resume_from_run=int(run_text) if run_text else None,
         state_name=state_name,
+        isolation=isolation,  # type: ignore[arg-type]  # checked against ISOLATION_MODES above
         deliver=deliver,  # type: ignore[arg-type]  # checked against DELIVER_MODES above
         commit_plan=_boolean(variables, "commit-plan") == "true",
         copilot_token=_get(variables, "copilot-token"),

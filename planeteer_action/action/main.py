@@ -189,6 +189,7 @@ def _run_config(inputs: ActionInputs, state: StepState, restored: Restored | Non
         offline=inputs.offline,
         on_interrupted=inputs.on_interrupted,
         recovery_source=restored.describe() if restored else None,
+        isolation=inputs.isolation,
     )
 
 

@@ -104,11 +104,13 @@ def summary_markdown(plan: Plan, report: dict[str, Any], warnings: list[str], ru
     lines = [f"## {icon} Planeteer: {plan.name} — {status}", "", f"{len(plan.tasks)} tasks: {tally}.", ""]
     restored = report.get("restored")
     if restored:
+        branches = restored.get("branches") or []
+        work = f"{len(branches)} branch(es)" if branches else f"{len(restored['changed_paths'])} changed file(s)"
         lines.append(
             f"**Restored** checkpoint `{restored['name']}` from the {restored['origin']} of "
             f"[run {restored['run_id']}]({run_url(restored['run_id'])}) "
             f"attempt {restored['attempt']} (save {restored['sequence']}): {len(restored['sessions'])} session(s), "
-            f"{len(restored['changed_paths'])} changed file(s) put back."
+            f"{work} put back."
         )
     for recovery in (plan.execution.recoveries if plan.execution else [])[-1:]:
         if report.get("recovered"):

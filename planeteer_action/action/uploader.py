@@ -19,6 +19,7 @@ from pathlib import Path
 from planeteer_action.action.context import ActionContext
 from planeteer_action.action.upload_budget import DEFAULT_BUDGET, UploadBudget
 from planeteer_action.checkpoints.archive import build_checkpoint
+from planeteer_action.checkpoints.branches import capture_branches
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, cache_key, parse_artifact_name
 from planeteer_action.checkpoints.workspace import capture_changes
@@ -63,8 +64,11 @@ class CheckpointSource:
             for attempt in task.attempts
             if attempt.session_id and not attempt.session_deleted
         }
-        changes = b""
-        if self.base_commit:
+        changes, branches = b"", None
+        if self.base_commit and plan.execution is not None and plan.execution.isolation == "worktree":
+            # The work is commits on the plan's branches; the checkout itself holds none of it.
+            branches = capture_branches(self.working_directory, plan, self.base_commit)
+        elif self.base_commit:
             exclude = [self.plan_path, markdown_path(self.plan_path), lock_path(self.plan_path), self.copilot_home]
             changes = capture_changes(self.working_directory, self.base_commit, exclude)
         meta = CheckpointMeta(
@@ -76,7 +80,9 @@ class CheckpointSource:
             created_at=utc_now(),
             plan_path=_relative(self.plan_path, self.working_directory),
         )
-        data = build_checkpoint(meta, plan_bytes, self.copilot_home, sorted(session_ids), changes, key=self.key)
+        data = build_checkpoint(
+            meta, plan_bytes, self.copilot_home, sorted(session_ids), changes, key=self.key, branches=branches
+        )
         return data, hashlib.sha256(plan_bytes).hexdigest()
 
 

@@ -1,10 +1,12 @@
 """Checkpoints: one zip that lets a re-run on a fresh machine carry on where the last attempt stopped.
 
 A checkpoint holds the plan JSON, the Copilot `session-state/<id>/` folders of the plan's sessions, the
-working tree's changes as a patch, and a manifest with the sha256 of every member (`manifest`). With a
-`state-key` secret it is sealed (`sealing`). It travels as a workflow artifact, so `open_checkpoint` treats
-it as untrusted: sizes, names, types, hashes, the plan, the session folders and the patch are checked
-before anything is written, and the sessions are written only inside the Copilot home (`session_files`).
+work, and a manifest with the sha256 of every member (`manifest`). The work is, with shared isolation, the
+working tree's changes as a patch; with worktree isolation, the plan's branches as a git bundle and its
+unfinished tasks' worktree changes (`branches`). With a `state-key` secret it is sealed (`sealing`). It
+travels as a workflow artifact, so `open_checkpoint` treats it as untrusted: sizes, names, types, hashes,
+the plan, the session folders, the patches and the branch names are checked before anything is written,
+and the sessions are written only inside the Copilot home (`session_files`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from planeteer_action.checkpoints.branches import GIT_BUNDLE, GIT_STATE, WORKTREE_PATCHES, BranchState
 from planeteer_action.checkpoints.errors import (
     CheckpointInvalid,
     CheckpointKeyMismatch,
@@ -49,6 +52,7 @@ class Checkpoint:
     plan_bytes: bytes = field(repr=False)
     changes: bytes = field(repr=False)
     session_files: Mapping[str, Mapping[str, bytes]] = field(repr=False)  # id -> relative path -> bytes
+    branches: BranchState | None = None  # with worktree isolation
 
     @property
     def session_ids(self) -> list[str]:
@@ -67,6 +71,7 @@ def build_checkpoint(
     changes: bytes,
     key: str | None = None,
     *,
+    branches: BranchState | None = None,
     limits: Limits = DEFAULT_LIMITS,
 ) -> bytes:
     """The checkpoint's bytes, sealed when `key` is given (an empty key counts as none, as an unset secret).
@@ -74,18 +79,18 @@ def build_checkpoint(
     Session folders that do not exist, and ids that are not this plan's, are skipped; so are symlinks,
     sockets, fifos, files that vanish while being read, and file names a reader would refuse.
     """
-    members = {PLAN: plan_bytes}
-    if changes:
-        members[PATCH] = changes
+    work = {PLAN: plan_bytes, **({PATCH: changes} if changes else {}), **(branches.members() if branches else {})}
+    members = dict(work)
     for session_id in sorted(set(session_ids)):
         if belongs_to_plan(session_id, meta.plan_id):
             folder = copilot_home / "session-state" / session_id
             for relative, data in read_session_folder(folder, limits.max_member_bytes):
                 members[f"{SESSIONS}/{session_id}/{relative}"] = data
-    for name in (PLAN, PATCH):
-        if len(members.get(name, b"")) > limits.max_member_bytes:
+    for name, data in work.items():
+        if len(data) > limits.max_member_bytes:
             raise CheckpointTooLarge(
-                f"{name} is {len(members[name])} bytes, over the per-file limit of {limits.max_member_bytes}"
+                f"{name} is {len(data)} bytes, over the per-file limit of {limits.max_member_bytes}: "
+                "keep large files out of the plan's work"
             )
     check_totals(
         len(members) + 1,
@@ -142,6 +147,10 @@ def _check_contents(checkpoint: Checkpoint) -> None:
         raise CheckpointInvalid(f"its {PLAN} is not a valid plan: it was damaged or forged") from None
     if plan.id != checkpoint.meta.plan_id:
         raise CheckpointInvalid(f"its {PLAN} is of plan {plan.id!r}, not the manifest's: it was forged")
+    if checkpoint.branches is not None:
+        if checkpoint.meta.base_commit is None:
+            raise CheckpointInvalid("it carries branches but no base commit they start from: refused")
+        checkpoint.branches.check_names(plan)
     unsafe = path_outside_checkout(checkpoint.changes)
     if unsafe is not None:
         raise CheckpointInvalid(f"its workspace patch writes to {unsafe[:120]!r}, outside the checkout: refused")
@@ -157,7 +166,9 @@ def _is_inner_name(name: str) -> bool:
     parts = name.split("/")
     if parts[0] == SESSIONS:
         return len(parts) >= 3 and is_planeteer_session(parts[1])
-    return name in (MANIFEST, PLAN, PATCH)
+    if parts[:2] == WORKTREE_PATCHES.split("/"):
+        return len(parts) == 3 and parts[2].endswith(".patch")
+    return name in (MANIFEST, PLAN, PATCH, GIT_STATE, GIT_BUNDLE)
 
 
 def _checkpoint_from(members: dict[str, bytes]) -> Checkpoint:
@@ -174,4 +185,10 @@ def _checkpoint_from(members: dict[str, bytes]) -> Checkpoint:
             sessions.setdefault(parts[1], {})[parts[2]] = data
     for session_id, files in sessions.items():
         check_session_tree(session_id, files)
-    return Checkpoint(meta=meta, plan_bytes=members[PLAN], changes=members.get(PATCH, b""), session_files=sessions)
+    return Checkpoint(
+        meta=meta,
+        plan_bytes=members[PLAN],
+        changes=members.get(PATCH, b""),
+        session_files=sessions,
+        branches=BranchState.from_members(members),
+    )

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from planeteer_action.checkpoints.archive import Checkpoint, open_checkpoint
+from planeteer_action.checkpoints.branch_restore import check_branches, put_back_branches
 from planeteer_action.checkpoints.errors import CheckpointError
 from planeteer_action.checkpoints.naming import CACHE_KEY, artifact_name, cache_prefix, parse_artifact_name
 from planeteer_action.checkpoints.workspace import apply_changes, check_changes
@@ -39,11 +40,13 @@ class Restored:
     sessions: list[str]
     changed_paths: list[str]
     base_commit: str | None = None
+    branches: list[str] = field(default_factory=list)  # with worktree isolation: the branches put back
 
     def describe(self) -> str:
+        work = f"{len(self.branches)} branch(es)" if self.branches else f"{len(self.changed_paths)} changed file(s)"
         return (
             f"restored checkpoint {self.name} from the {self.origin} (run {self.run_id}, attempt {self.attempt}, "
-            f"save {self.sequence}): {len(self.sessions)} session(s), {len(self.changed_paths)} changed file(s)"
+            f"save {self.sequence}): {len(self.sessions)} session(s), {work}"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -92,11 +95,13 @@ def restore_checkpoint(
         name = artifact_name(state_name, *order)
         try:
             checkpoint = open_checkpoint(fetch(), key=target.key, expected_plan_id=expected_plan_id)
+            branches = _check_branches(checkpoint, target)
         except (CheckpointError, ServiceError) as exc:
             warn(f"checkpoint {name} from the {origin} refused: {exc}")
             continue
-        sessions, changed = _put_back(checkpoint, name, target, warn)
-        return Restored(name, origin, run_id, order[0], order[1], sessions, changed, checkpoint.meta.base_commit)
+        sessions, changed, refs = _put_back(checkpoint, name, target, warn, branches)
+        base = checkpoint.meta.base_commit
+        return Restored(name, origin, run_id, order[0], order[1], sessions, changed, base, refs)
     warn("no usable checkpoint: starting from the plan file in the repository")
     return None
 
@@ -140,11 +145,24 @@ def _candidates(
     return candidates
 
 
-def _put_back(checkpoint: Checkpoint, name: str, target: RestoreTarget, warn: Warn) -> tuple[list[str], list[str]]:
-    """Sessions, work and plan, all or nothing: (session ids, changed paths).
+def _check_branches(checkpoint: Checkpoint, target: RestoreTarget) -> bool:
+    """Whether the checkpoint has branches to put back, once the bundle is known to be safe and to fit this
+    checkout (a bundle that must not be trusted raises CheckpointInvalid; one that cannot be put back here,
+    WorkspaceChangesError)."""
+    if checkpoint.branches is None or not target.apply_work or checkpoint.meta.base_commit is None:
+        return False
+    check_branches(target.working_directory, checkpoint.meta.plan_id, checkpoint.meta.base_commit, checkpoint.branches)
+    return True
 
-    Every check comes first (the patch applies, the sessions are written in full into a staging folder);
-    only then do the patch, the renames of the session folders and the plan's atomic write change anything.
+
+def _put_back(
+    checkpoint: Checkpoint, name: str, target: RestoreTarget, warn: Warn, branches: bool
+) -> tuple[list[str], list[str], list[str]]:
+    """Sessions, work and plan, all or nothing: (session ids, changed paths, branches created).
+
+    Every check comes first (the patch applies, the bundle verified, the sessions are written in full into
+    a staging folder); only then do the patch, the branches and worktrees, the renames of the session folders
+    and the plan's atomic write change anything.
     """
     base = checkpoint.meta.base_commit
     apply_work = bool(checkpoint.changes) and target.apply_work
@@ -155,7 +173,10 @@ def _put_back(checkpoint: Checkpoint, name: str, target: RestoreTarget, warn: Wa
         check_changes(target.working_directory, base, checkpoint.changes)
     with checkpoint.stage_sessions(target.copilot_home) as staged:
         changed = apply_changes(target.working_directory, base, checkpoint.changes) if apply_work and base else []
+        refs = []
+        if branches and checkpoint.branches is not None:
+            refs = put_back_branches(target.working_directory, checkpoint.meta.plan_id, checkpoint.branches)
         sessions = staged.move_into_place()
     target.plan_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target.plan_path, checkpoint.plan_bytes)
-    return sessions, changed
+    return sessions, changed, [ref.removeprefix("refs/heads/") for ref in refs]

@@ -53,7 +53,7 @@ class WorkspaceChangesError(PlaneteerError):
 
 def head_commit(repo_dir: Path) -> str:
     """The full id of the commit checked out in the repository that holds `repo_dir`."""
-    result = _run(repo_dir, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], None)
+    result = git_result(repo_dir, ["rev-parse", "--verify", "--quiet", "HEAD^{commit}"], None)
     if result.returncode != 0:
         raise WorkspaceChangesError(
             f"{repo_dir} has no commit checked out: check out the repository (actions/checkout) first"
@@ -73,15 +73,17 @@ def capture_changes(
     root = _toplevel(repo_dir)
     with tempfile.TemporaryDirectory(prefix="planeteer-index-") as tmp:
         env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        real_index = Path(_git(root, "rev-parse", "--path-format=absolute", "--git-path", "index").decode().strip())
+        real_index = Path(
+            git_bytes(root, "rev-parse", "--path-format=absolute", "--git-path", "index").decode().strip()
+        )
         if real_index.is_file():
             # A copy keeps the stat cache, so unchanged files are not hashed again.
             shutil.copyfile(real_index, env["GIT_INDEX_FILE"])
-            merged = _run(root, ["read-tree", "-m", base_commit], env).returncode == 0
+            merged = git_result(root, ["read-tree", "-m", base_commit], env).returncode == 0
         else:
             merged = False
         if not merged:
-            _git(root, "read-tree", base_commit, env=env)
+            git_bytes(root, "read-tree", base_commit, env=env)
         pathspecs = [":(top)"]
         for rel in _relative_paths(root, repo_dir, exclude):
             folder, _, name = rel.rpartition("/")
@@ -89,7 +91,7 @@ def capture_changes(
             pathspecs.append(f":(top,exclude,glob){folder + '/' if folder else ''}.{_glob_escape(name)}.*.tmp")
         _add_all(root, pathspecs, env)
         patch_file = Path(tmp) / "changes.patch"
-        _git(root, "diff-index", "--cached", *_DIFF_FLAGS, f"--output={patch_file}", base_commit, env=env)
+        git_bytes(root, "diff-index", "--cached", *_DIFF_FLAGS, f"--output={patch_file}", base_commit, env=env)
         size = patch_file.stat().st_size
         if size > max_bytes:
             raise WorkspaceChangesError(
@@ -115,11 +117,11 @@ def check_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: 
             f"the checkpoint's workspace patch is {_mb(len(patch))}, over the {_mb(max_bytes)} cap: "
             "raise the cap or start the plan afresh"
         )
-    check = _run(root, ["apply", "--check", "--binary", "-"], None, stdin=patch)
+    check = git_result(root, ["apply", "--check", "--binary", "-"], None, stdin=patch)
     if check.returncode != 0:
         raise WorkspaceChangesError(
             "the checkpoint's workspace changes do not apply to this checkout "
-            f"({_first_line(check.stderr)}): start from a clean checkout of the same commit and re-run"
+            f"({first_line(check.stderr)}): start from a clean checkout of the same commit and re-run"
         )
 
 
@@ -132,8 +134,8 @@ def apply_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: 
     if not patch:
         return []
     root = _toplevel(repo_dir)
-    listing = _git(root, "apply", "--numstat", "-z", "--binary", "-", stdin=patch)
-    _git(root, "apply", "--binary", "-", stdin=patch)
+    listing = git_bytes(root, "apply", "--numstat", "-z", "--binary", "-", stdin=patch)
+    git_bytes(root, "apply", "--binary", "-", stdin=patch)
     return [entry.split(b"\t", 2)[2].decode("utf-8", "surrogateescape") for entry in listing.split(b"\0") if entry]
 
 
@@ -144,12 +146,12 @@ def _add_all(root: Path, pathspecs: list[str], env: dict[str, str]) -> None:
     longer sees it.
     """
     for attempt in range(1, _ADD_TRIES + 1):
-        result = _run(root, ["add", "--all", "--", *pathspecs], env)
+        result = git_result(root, ["add", "--all", "--", *pathspecs], env)
         if result.returncode == 0:
             return
         if attempt == _ADD_TRIES:
             raise WorkspaceChangesError(
-                f"cannot read the working tree's changes ({_first_line(result.stderr)}): run again"
+                f"cannot read the working tree's changes ({first_line(result.stderr)}): run again"
             )
         time.sleep(0.2 * attempt)
 
@@ -161,7 +163,7 @@ def _glob_escape(name: str) -> str:
 def _toplevel(repo_dir: Path) -> Path:
     if not repo_dir.is_dir():
         raise WorkspaceChangesError(f"{repo_dir} is not a folder: pass the repository's working directory")
-    return Path(_git(repo_dir, "rev-parse", "--show-toplevel").decode().strip())
+    return Path(git_bytes(repo_dir, "rev-parse", "--show-toplevel").decode().strip())
 
 
 def _relative_paths(root: Path, repo_dir: Path, paths: Sequence[Path]) -> list[str]:
@@ -180,18 +182,20 @@ def _relative_paths(root: Path, repo_dir: Path, paths: Sequence[Path]) -> list[s
     return result
 
 
-def _git(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> bytes:
-    result = _run(cwd, list(args), env, stdin=stdin)
+def git_bytes(cwd: Path, *args: str, env: dict[str, str] | None = None, stdin: bytes | None = None) -> bytes:
+    """git's stdout; a failure raises WorkspaceChangesError naming the command and git's reason."""
+    result = git_result(cwd, list(args), env, stdin=stdin)
     if result.returncode != 0:
         raise WorkspaceChangesError(
-            f"git {args[0]} failed in {cwd}: {_first_line(result.stderr)}: check that it is a healthy git checkout"
+            f"git {args[0]} failed in {cwd}: {first_line(result.stderr)}: check that it is a healthy git checkout"
         )
     return result.stdout
 
 
-def _run(
+def git_result(
     cwd: Path, args: list[str], env: dict[str, str] | None, *, stdin: bytes | None = None
 ) -> subprocess.CompletedProcess[bytes]:
+    """git run with the pinned config that keeps patches alike whatever the user's config says."""
     try:
         return subprocess.run(
             ["git", *_PINNED_CONFIG, *args],
@@ -206,7 +210,8 @@ def _run(
         raise WorkspaceChangesError("git is not installed or not on PATH: install git") from None
 
 
-def _first_line(stderr: bytes) -> str:
+def first_line(stderr: bytes) -> str:
+    """git's first non-empty line of error, for a one-line message."""
     lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
     return lines[0] if lines else "no message"
 

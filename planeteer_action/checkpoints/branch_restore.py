@@ -1,0 +1,149 @@
+"""Putting a checkpoint's branches and task worktrees back into a checkout: verified first, then written.
+
+The bundle is untrusted. Before anything changes, `check_branches` makes sure that the checkout is at the
+run's base commit (the bundle's base), that `git bundle verify` accepts the bundle here, that it names exactly
+the refs `git/state.json` lists (every one of them this plan's, which `BranchState.check_names` checked),
+that every ref's commit descends from the base commit, and that every worktree patch applies to its branch's
+tip. The commits are unpacked for these checks into a throwaway repository that borrows the checkout's
+objects, so a refused bundle leaves nothing behind. `put_back_branches` then unpacks the bundle into the
+checkout's object store, creates the refs in one transaction and adds each worktree where the executor looks
+for it (`worktrees.names.worktree_path`), with its uncommitted changes applied.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from planeteer_action.checkpoints.branches import BranchState, bundle_heads
+from planeteer_action.checkpoints.errors import CheckpointInvalid
+from planeteer_action.checkpoints.workspace import (
+    WorkspaceChangesError,
+    apply_changes,
+    first_line,
+    git_bytes,
+    git_result,
+    head_commit,
+)
+from planeteer_action.worktrees import names
+
+
+def check_branches(working_directory: Path, plan_id: str, base_commit: str, state: BranchState) -> None:
+    """Raise CheckpointInvalid for a bundle that must not be trusted, WorkspaceChangesError for one this
+    checkout cannot take (another commit, branches of its own in the way); changes nothing."""
+    root, common = _repository(working_directory)
+    head = head_commit(root)
+    if head != base_commit.lower():
+        raise WorkspaceChangesError(
+            f"this checkout is at {head} but the checkpoint's branches start from {base_commit}: "
+            f"check out {base_commit} (actions/checkout with ref: {base_commit}) and re-run"
+        )
+    _check_in_the_way(root, common, plan_id, state)
+    with tempfile.TemporaryDirectory(prefix="planeteer-quarantine-") as tmp:
+        quarantine = Path(tmp) / "repo"
+        git_bytes(Path(tmp), "init", "--quiet", str(quarantine))
+        objects = Path(git_bytes(root, "rev-parse", "--path-format=absolute", "--git-path", "objects").decode().strip())
+        (quarantine / ".git" / "objects" / "info" / "alternates").write_text(f"{objects}\n")
+        if state.bundle:
+            bundle = Path(tmp) / "branches.bundle"
+            bundle.write_bytes(state.bundle)
+            _check_bundle(root, quarantine, bundle, base_commit, state)
+        elif any(commit != base_commit for commit in state.refs.values()):
+            raise CheckpointInvalid("its git state has branches beyond the base commit but no bundle: refused")
+        for task_id, patch in state.worktrees.items():
+            _check_patch(quarantine, Path(tmp), task_id, state.refs[_task_ref(plan_id, task_id)], patch)
+
+
+def put_back_branches(working_directory: Path, plan_id: str, state: BranchState) -> list[str]:
+    """Write what `check_branches` accepted: objects, refs, worktrees; return the refs created."""
+    root, common = _repository(working_directory)
+    if state.bundle:
+        with tempfile.TemporaryDirectory(prefix="planeteer-bundle-") as tmp:
+            bundle = Path(tmp) / "branches.bundle"
+            bundle.write_bytes(state.bundle)
+            git_bytes(root, "bundle", "unbundle", str(bundle))
+    created = [ref for ref in state.refs if _commit_of(root, ref) is None]
+    transaction = "".join(f"create {ref} {state.refs[ref]}\n" for ref in created)
+    git_bytes(root, "update-ref", "--stdin", stdin=f"start\n{transaction}prepare\ncommit\n".encode())
+    for task_id, patch in state.worktrees.items():
+        path = names.worktree_path(common, plan_id, task_id)
+        if (path / ".git").exists():
+            continue  # the same worktree, already here (`_check_in_the_way` allows only that)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        git_bytes(root, "worktree", "add", "--quiet", str(path), names.task_branch(plan_id, task_id))
+        apply_changes(path, state.refs[_task_ref(plan_id, task_id)], patch)
+    return created
+
+
+def _repository(working_directory: Path) -> tuple[Path, Path]:
+    """The checkout's top folder and its common git dir (where the worktrees live)."""
+    if not working_directory.is_dir():
+        raise WorkspaceChangesError(f"{working_directory} is not a folder: pass the repository's working directory")
+    root = Path(git_bytes(working_directory, "rev-parse", "--show-toplevel").decode().strip())
+    common = Path(git_bytes(root, "rev-parse", "--path-format=absolute", "--git-common-dir").decode().strip())
+    return root, common
+
+
+def _check_in_the_way(root: Path, common: Path, plan_id: str, state: BranchState) -> None:
+    """A branch of this plan that already exists here must be at the checkpoint's commit, and a worktree
+    folder of an unfinished task must not hold something else: neither is overwritten."""
+    for ref, commit in state.refs.items():
+        here = _commit_of(root, ref)
+        if here is not None and here != commit:
+            raise WorkspaceChangesError(
+                f"this repository already has {ref.removeprefix('refs/heads/')} at {here}, not at the checkpoint's "
+                f"{commit}: delete that branch (git branch -D) or start from a fresh clone, and re-run"
+            )
+    for task_id in state.worktrees:
+        path = names.worktree_path(common, plan_id, task_id)
+        ours = (path / ".git").exists() and _commit_of(path, "HEAD") == state.refs[_task_ref(plan_id, task_id)]
+        if path.exists() and not ours:
+            raise WorkspaceChangesError(
+                f"{path} already exists and is not the checkpoint's worktree of task {task_id!r}: "
+                "remove it (`planeteer sessions clean` or git worktree remove) and re-run"
+            )
+
+
+def _check_bundle(root: Path, quarantine: Path, bundle: Path, base_commit: str, state: BranchState) -> None:
+    verify = git_result(root, ["bundle", "verify", "--quiet", str(bundle)], None)
+    if verify.returncode != 0:
+        raise CheckpointInvalid(f"its branch bundle does not verify here ({first_line(verify.stderr)}): refused")
+    heads = bundle_heads(root, bundle)
+    beyond = {ref: commit for ref, commit in state.refs.items() if commit != base_commit}
+    if heads != beyond:
+        extra = sorted(set(heads) - set(beyond)) or sorted(set(beyond) - set(heads)) or sorted(heads)
+        raise CheckpointInvalid(f"its branch bundle carries {extra[0][:120]!r} other than its git state says: refused")
+    unpack = git_result(quarantine, ["bundle", "unbundle", str(bundle)], None)
+    if unpack.returncode != 0:
+        raise CheckpointInvalid(f"its branch bundle does not unpack ({first_line(unpack.stderr)}): refused")
+    for ref, commit in heads.items():
+        descends = git_result(quarantine, ["merge-base", "--is-ancestor", base_commit, commit], None)
+        if descends.returncode != 0:
+            raise CheckpointInvalid(
+                f"its branch {ref.removeprefix('refs/heads/')[:120]!r} does not descend from the base commit "
+                f"{base_commit}: refused"
+            )
+
+
+def _check_patch(quarantine: Path, tmp: Path, task_id: str, tip: str, patch: bytes) -> None:
+    """The patch applies to the branch tip's tree, which is what a worktree freshly added there holds."""
+    if not patch:
+        return
+    env = {**os.environ, "GIT_INDEX_FILE": str(tmp / "index")}
+    git_bytes(quarantine, "read-tree", tip, env=env)
+    check = git_result(quarantine, ["apply", "--cached", "--check", "--binary", "-"], env, stdin=patch)
+    if check.returncode != 0:
+        raise CheckpointInvalid(
+            f"the uncommitted changes of task {task_id[:80]!r} do not apply to its branch "
+            f"({first_line(check.stderr)}): refused"
+        )
+
+
+def _task_ref(plan_id: str, task_id: str) -> str:
+    return f"refs/heads/{names.task_branch(plan_id, task_id)}"
+
+
+def _commit_of(cwd: Path, ref: str) -> str | None:
+    result = git_result(cwd, ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], None)
+    return result.stdout.decode().strip() if result.returncode == 0 else None
