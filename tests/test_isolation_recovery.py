@@ -4,6 +4,7 @@ trace of the abandoned attempt's edits in the result."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from harness import Workspace
 from helpers import git
+from test_interrupt_resume import _start_person_session
 from test_isolation import BRANCH, run, scripted, sessions_on
 
 from planeteer_action.engine.workspaces import FINISH_STEPS
@@ -74,3 +76,23 @@ def test_clean_up_removes_the_plans_worktrees_and_task_branches(tmp_path: Path) 
     assert git(ws.repo, "branch", "--list", "planeteer-task/*") == ""
     assert git(ws.repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert git(ws.repo, "rev-parse", BRANCH) == git(ws.repo, "rev-parse", "main")  # nothing was merged
+
+
+def test_sessions_list_and_cleanup_see_isolated_tasks_sessions_and_spare_a_persons(tmp_path: Path) -> None:
+    """An isolated task's session is recorded under its task branch, not the checkout's: the commands
+    scoped to the checkout's branch must still find it, and still never touch a person's own session."""
+    ws = scripted(tmp_path, {}, {"a": []})
+    mine = _start_person_session(ws)
+    run_until_killed(ws, "a", "turn_ended")
+    assert run(ws, "--on-interrupted", "fresh").returncode == 0
+    superseded, held = session_id_for("plan-it", "a", 1), session_id_for("plan-it", "a", 2)
+    listing = ws.run("sessions", "list", "--json", "--copilot-home", str(ws.home), plan=False)
+    kinds = {s["sessionId"]: (s["kind"], s["branch"]) for s in json.loads(listing.stdout)}
+    task_branch = kinds[held][1]
+    assert task_branch is not None and task_branch.startswith("planeteer-task/")
+    assert kinds == {superseded: ("orphan", task_branch), held: ("live", task_branch), mine: ("not-planeteer", "main")}
+    cleanup = ws.run("sessions", "cleanup", "--yes", "--copilot-home", str(ws.home), plan=False)
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert cleanup.stdout.split() == ["deleted", "1", "session(s):", superseded]
+    remaining = {p.name for p in (ws.home / "session-state").iterdir() if not p.name.startswith(".")}
+    assert remaining == {mine, held}
