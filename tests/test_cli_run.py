@@ -48,7 +48,8 @@ def test_diamond_runs_to_the_end_in_order_and_tools_change_files(tmp_path: Path)
         DIAMOND,
     )
     try:
-        result = ws.run("run", "--json")
+        # Shared: the agents' tools change the checkout itself (worktree isolation has its own tests).
+        result = ws.run("run", "--json", "--isolation", "shared")
     finally:
         ws.model.stop()
     assert result.returncode == 0, result.stderr
