@@ -132,12 +132,7 @@ def run(
       planeteer run plan.json && git merge planeteer/<plan id>
       planeteer run plan.json --isolation shared     # every agent in the checkout itself
     """
-    if (push or pull_request) and isolation == "shared":
-        flag = "--pull-request" if pull_request else "--push"
-        raise ConfigError(
-            f"{flag} delivers the branch planeteer/<plan id> that only worktree isolation makes: "
-            f"drop --isolation shared (PLANETEER_ISOLATION), or drop {flag}"
-        )
+    _check_delivery_has_a_branch(push, pull_request, isolation)
     with loading():
         from planeteer_action.runner import ProviderSettings, RunConfig, run_plan
 
@@ -166,6 +161,16 @@ def run(
     _report_outcome(outcome, as_json)
     delivery.finish(outcome.plan, plan)
     sys.exit(outcome.exit_code)
+
+
+def _check_delivery_has_a_branch(push: bool, pull_request: bool, isolation: Isolation) -> None:
+    """Delivery pushes the integration branch, which a shared-tree run never makes: refused before anything runs."""
+    if (push or pull_request) and isolation == "shared":
+        flag = "--pull-request" if pull_request else "--push"
+        raise ConfigError(
+            f"{flag} delivers the branch planeteer/<plan id> that only worktree isolation makes: "
+            f"drop --isolation shared (PLANETEER_ISOLATION), or drop {flag}"
+        )
 
 
 def _view(plan: Plan, as_json: bool) -> RunView:
