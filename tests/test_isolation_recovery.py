@@ -57,13 +57,18 @@ def test_start_fresh_leaves_no_trace_of_the_abandoned_attempt(tmp_path: Path) ->
 
 
 def test_retry_after_a_failure_starts_from_the_integrated_work(tmp_path: Path) -> None:
-    ws = scripted(tmp_path, {"a": [{"bash": "echo half-done > half.txt"}, {"error": 400}]}, {"a": []})
-    assert ws.run("run", "--isolation", "worktree").returncode == 1
+    """`retry` changes only the plan; the next run resets the task's worktree before the new attempt starts."""
+    script = {"a": [{"bash": "echo half-done > half.txt"}, {"error": 400}, {"bash": "ls -A > seen.txt"}]}
+    ws = scripted(tmp_path, script, {"a": []})
+    assert ws.run("run").returncode == 1
     assert ws.run("retry", str(ws.plan), "a", plan=False).returncode == 0
     result = run(ws)
     assert result.returncode == 0, result.stderr
+    assert git(ws.repo, "show", f"{BRANCH}:seen.txt").split() == [".git", "README.md"]  # what attempt 2 saw
     assert "half.txt" not in git(ws.repo, "ls-tree", "-r", "--name-only", BRANCH).split()
-    assert ws.load().task("a").attempts[0].abandoned_ref is not None
+    first = ws.load().task("a").attempts[0]
+    assert first.outcome == "failed" and first.abandoned_ref is not None
+    assert git(ws.repo, "show", f"{first.abandoned_ref}:half.txt") == "half-done"
 
 
 def test_clean_up_removes_the_plans_worktrees_and_task_branches(tmp_path: Path) -> None:

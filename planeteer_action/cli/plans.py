@@ -118,7 +118,8 @@ def _recovery_line(recovery: dict[str, Any]) -> str:
 def retry(plan: Path, tasks: tuple[str, ...]) -> None:
     """Put failed or interrupted TASKS of PLAN back to pending so the next run starts them afresh.
 
-    The tasks they blocked run again too. Their attempt history is kept.
+    The tasks they blocked run again too. Their attempt history is kept. With worktree isolation the next
+    run resets each task's worktree before its fresh attempt (the old edits kept on a ref it records).
 
     \b
     Example:
