@@ -64,7 +64,7 @@ def test_retry_after_a_failure_starts_from_the_integrated_work(tmp_path: Path) -
     assert ws.run("retry", str(ws.plan), "a", plan=False).returncode == 0
     result = run(ws)
     assert result.returncode == 0, result.stderr
-    assert git(ws.repo, "show", f"{BRANCH}:seen.txt").split() == [".git", "README.md"]  # what attempt 2 saw
+    assert git(ws.repo, "show", f"{BRANCH}:seen.txt").split() == [".git", "README.md", "seen.txt"]  # what attempt 2 saw
     assert "half.txt" not in git(ws.repo, "ls-tree", "-r", "--name-only", BRANCH).split()
     first = ws.load().task("a").attempts[0]
     assert first.outcome == "failed" and first.abandoned_ref is not None
