@@ -58,7 +58,12 @@ def test_start_fresh_leaves_no_trace_of_the_abandoned_attempt(tmp_path: Path) ->
 
 def test_retry_after_a_failure_starts_from_the_integrated_work(tmp_path: Path) -> None:
     """`retry` changes only the plan; the next run resets the task's worktree before the new attempt starts."""
-    script = {"a": [{"bash": "echo half-done > half.txt"}, {"error": 400}, {"bash": "ls -A > seen.txt"}]}
+    steps: list[dict[str, object]] = [
+        {"bash": "echo half-done > half.txt"},
+        {"error": 400},
+        {"bash": "ls -A > seen.txt"},
+    ]
+    script = {"a": steps}
     ws = scripted(tmp_path, script, {"a": []})
     assert ws.run("run").returncode == 1
     assert ws.run("retry", str(ws.plan), "a", plan=False).returncode == 0
