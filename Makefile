@@ -27,15 +27,21 @@ $(COPILOT_CLI_PATH):
 
 setup: $(VENV)/.installed $(COPILOT_CLI_PATH)
 
+# Each task works in its own git worktree (the default isolation), so the scratch repository needs a first
+# commit; the agents' work lands on branch planeteer/demo-plan, which the demo then merges, as a person would.
 demo: setup
 	rm -rf $(DEMO) && mkdir -p $(DEMO)/.planeteer
 	git -C $(DEMO) init --quiet --initial-branch=main
 	git -C $(DEMO) remote add origin https://github.com/octo-org/planeteer-demo.git
+	echo "# Planeteer demo" > $(DEMO)/README.md
+	git -C $(DEMO) add README.md
+	git -C $(DEMO) -c user.name=Demo -c user.email=demo@localhost -c commit.gpgsign=false commit --quiet -m "Start the demo"
 	cp examples/demo-plan.json $(DEMO)/.planeteer/demo-plan.json
 	$(VENV)/bin/planeteer run --offline --workdir $(DEMO) --copilot-home $(DEMO)/.copilot \
 		$(DEMO)/.planeteer/demo-plan.json
 	$(VENV)/bin/planeteer status $(DEMO)/.planeteer/demo-plan.json
-	@echo "The agents' work: $$(ls $(DEMO)/planeteer-notes | tr '\n' ' ')"
+	git -C $(DEMO) merge --quiet planeteer/demo-plan
+	@echo "The agents' work, merged from planeteer/demo-plan: $$(ls $(DEMO)/planeteer-notes | tr '\n' ' ')"
 
 test: setup
 	$(PY) -m pytest

@@ -723,9 +723,10 @@ def test_pull_brings_a_cancelled_run_home_where_run_resumes_it(tmp_path: Path, f
             }  # fmt: skip
 
             before = len(model.requests)
+            # The action's run was shared-tree (its checkpoint carries the working tree's changes): resume it so.
             resumed = subprocess.run(
                 [planeteer, "run", "--provider-base-url", model.base_url, "--model", OFFLINE_MODEL,
-                 "--copilot-home", str(home), PLAN_PATH],
+                 "--copilot-home", str(home), "--isolation", "shared", PLAN_PATH],
                 cwd=local, env=env, capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
             )  # fmt: skip
             assert resumed.returncode == 0, resumed.stderr

@@ -20,6 +20,7 @@ from harness import RUNTIME_TAG, SUITE_ENV, Workspace, make_workspace, suite_pro
 from helpers import argv, environment, processes_with_env, wait_for
 
 from planeteer_action.copilot.offline_model import OfflineModelServer
+from planeteer_action.worktrees.names import integration_branch, worktree_path
 
 pytestmark = pytest.mark.integration
 
@@ -64,7 +65,10 @@ def test_no_secret_of_planeteer_reaches_an_agent_its_transcript_or_proc(tmp_path
         )
         out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
-    sections = dump_sections((ws.repo / DUMP_FILE).read_text(errors="replace"))
+    dump = subprocess.run(
+        ["git", "show", f"{integration_branch(ws.load().id)}:{DUMP_FILE}"], cwd=ws.repo, capture_output=True, check=True
+    )  # the task's work, merged into the integration branch
+    sections = dump_sections(dump.stdout.decode(errors="replace"))
 
     # The control: the agent did see its environment, and read planeteer's own /proc environ.
     assert PROBE in sections["env"]
@@ -125,7 +129,7 @@ def test_the_next_run_stops_what_a_killed_runs_agents_left_and_nothing_else(
             first.communicate(timeout=30)
             # The CLI notices its host is gone and stops; the background command does not.
             wait_for(lambda: set(tagged(left)) == {left}, 15, "the Copilot CLI to stop")
-            assert os.readlink(f"/proc/{left}/cwd") == str(ws.repo)
+            assert os.readlink(f"/proc/{left}/cwd") == str(worktree_path(ws.repo / ".git", ws.load().id, "bg"))
 
             second = ws.run("run", "--on-interrupted", "resume")
             assert second.returncode == 0, second.stderr

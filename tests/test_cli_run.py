@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 from harness import API_KEY, Workspace, make_workspace, runtime_processes
-from helpers import wait_for
+from helpers import git, wait_for
 
 from planeteer_action.copilot.offline_model import OfflineModelServer
+from planeteer_action.plan.lock import lock_path
 from planeteer_action.plan.session_ids import session_id_for
 
 pytestmark = pytest.mark.integration
@@ -47,7 +48,8 @@ def test_diamond_runs_to_the_end_in_order_and_tools_change_files(tmp_path: Path)
         DIAMOND,
     )
     try:
-        result = ws.run("run", "--json")
+        # Shared: the agents' tools change the checkout itself (worktree isolation has its own tests).
+        result = ws.run("run", "--json", "--isolation", "shared")
     finally:
         ws.model.stop()
     assert result.returncode == 0, result.stderr
@@ -118,6 +120,19 @@ def test_bad_plan_is_refused_by_the_command_and_left_untouched(tmp_path: Path, m
     )
     assert ws.plan.read_bytes() == before
     assert not model.requests
+
+
+@pytest.mark.parametrize("flag", ["--push", "--pull-request"])
+def test_delivery_without_worktree_isolation_is_refused_before_anything_runs(
+    tmp_path: Path, model: OfflineModelServer, flag: str
+) -> None:
+    ws = make_workspace(tmp_path, model, {"a": []})
+    before = ws.plan.read_bytes()
+    result = ws.run("run", "--isolation", "shared", flag)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "drop --isolation shared" in result.stderr and flag in result.stderr
+    assert ws.plan.read_bytes() == before and not lock_path(ws.plan).exists()
+    assert not model.requests and git(ws.repo, "branch", "--list", "planeteer/*") == ""
 
 
 def test_a_second_run_of_the_same_plan_is_refused(tmp_path: Path) -> None:

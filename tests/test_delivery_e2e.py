@@ -178,14 +178,6 @@ def test_the_cli_ends_a_local_run_with_the_same_pull_request(tmp_path: Path, fak
         git(tmp_path, "clone", "--quiet", "--bare", str(ws.repo), str(bare))
         git(ws.repo, "config", "remote.origin.pushurl", str(bare))
         fake.pulls.remote = bare
-        git(ws.repo, "branch", branch)
-        worktree = tmp_path / "integration"
-        git(ws.repo, "worktree", "add", "--quiet", str(worktree), branch)
-        (worktree / "a.txt").write_text("a\n")
-        git(worktree, "add", "a.txt")
-        git(worktree, "commit", "--quiet", "-m", "Task a")
-        tip = git(worktree, "rev-parse", "HEAD")
-        git(ws.repo, "worktree", "remove", "--force", str(worktree))
 
         refused = cli_run(ws, {}, "--push")
         assert refused.returncode == 2 and "GITHUB_TOKEN" in refused.stderr, refused.stderr
@@ -194,6 +186,8 @@ def test_the_cli_ends_a_local_run_with_the_same_pull_request(tmp_path: Path, fak
         env = {"GH_TOKEN": fake.rest_token, "GITHUB_API_URL": fake.api_url}
         done = cli_run(ws, env, "--pull-request")
     assert done.returncode == 0, done.stderr
+    tip = git(ws.repo, "rev-parse", branch)
+    assert tip == ws.load().task("b").commit  # the run's own integration branch is what was delivered
     (pull,) = fake.pulls.pulls
     assert (pull["head"]["sha"], pull["base"]["ref"]) == (tip, git(ws.repo, "symbolic-ref", "--short", "HEAD"))
     assert f"pull request #{pull['number']}" in done.stderr and fake.rest_token not in done.stderr + done.stdout

@@ -21,11 +21,12 @@ from pathlib import Path
 
 import pytest
 from harness import copilot_cli, make_repo, make_workspace, runtime_processes, user_messages
-from helpers import wait_for
+from helpers import git, wait_for
 
 from planeteer_action.copilot.agent import CopilotAgent
 from planeteer_action.copilot.offline_model import OfflineModelServer, note_path, provider_config
 from planeteer_action.engine.agent import TurnRequest
+from planeteer_action.worktrees.names import integration_branch
 
 pytestmark = pytest.mark.integration
 
@@ -92,11 +93,12 @@ def test_signal_just_after_a_session_starts_never_loses_the_task_prompt(tmp_path
         assert final.returncode == 0, final.stderr
         plan = ws.load()
         assert len(hit) == len(DELAYS_MS), hit
+        merged = git(ws.repo, "ls-tree", "-r", "--name-only", integration_branch(plan.id)).split()
         without_prompt = []
         for i, task_id in enumerate(chain):
             done = plan.task(task_id)
             assert done.status == "done", (task_id, done.status)
-            assert (ws.repo / note_path(task_id)).is_file(), f"{task_id} is done without its note"
+            assert note_path(task_id) in merged, f"{task_id} is done without its note"
             # The request that finished the task carried the whole task prompt in its conversation.
             conversation = "\n".join(user_messages(server.requests_for(task_id)[-1]))
             needed = [f"Do {task_id}.", "## Plan context", *([f"Completed {chain[i - 1]}: wrote"] if i else [])]

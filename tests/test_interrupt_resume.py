@@ -27,6 +27,7 @@ from planeteer_action.copilot.agent import CopilotAgent
 from planeteer_action.copilot.offline_model import OfflineModelServer, provider_config
 from planeteer_action.engine.agent import TurnRequest
 from planeteer_action.plan.session_ids import session_id_for
+from planeteer_action.worktrees.names import worktree_path
 
 pytestmark = pytest.mark.integration
 
@@ -130,7 +131,8 @@ def test_sigkill_at_any_point_then_run_completes(tmp_path: Path, point: str) -> 
         if point == "mid-tool":
             wait_for(lambda: bool(_sleeping_commands()), what="the agent's shell command")
         elif point == "mid-turn":
-            wait_for(lambda: (ws.repo / "step-one.txt").exists(), what="the first tool call")
+            step_one = worktree_path(ws.repo / ".git", "plan-it", "a") / "step-one.txt"  # a's own worktree
+            wait_for(step_one.exists, what="the first tool call")
         time.sleep(0.5)
         code, _, _ = interrupt(run, signal.SIGKILL)
         assert code == -signal.SIGKILL

@@ -4,6 +4,7 @@ trace of the abandoned attempt's edits in the result."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 from harness import Workspace
 from helpers import git
+from test_interrupt_resume import _start_person_session
 from test_isolation import BRANCH, run, scripted, sessions_on
 
 from planeteer_action.engine.workspaces import FINISH_STEPS
@@ -55,13 +57,23 @@ def test_start_fresh_leaves_no_trace_of_the_abandoned_attempt(tmp_path: Path) ->
 
 
 def test_retry_after_a_failure_starts_from_the_integrated_work(tmp_path: Path) -> None:
-    ws = scripted(tmp_path, {"a": [{"bash": "echo half-done > half.txt"}, {"error": 400}]}, {"a": []})
-    assert ws.run("run", "--isolation", "worktree").returncode == 1
+    """`retry` changes only the plan; the next run resets the task's worktree before the new attempt starts."""
+    steps: list[dict[str, object]] = [
+        {"bash": "echo half-done > half.txt"},
+        {"error": 400},
+        {"bash": "ls -A > seen.txt"},
+    ]
+    script = {"a": steps}
+    ws = scripted(tmp_path, script, {"a": []})
+    assert ws.run("run").returncode == 1
     assert ws.run("retry", str(ws.plan), "a", plan=False).returncode == 0
     result = run(ws)
     assert result.returncode == 0, result.stderr
+    assert git(ws.repo, "show", f"{BRANCH}:seen.txt").split() == [".git", "README.md", "seen.txt"]  # what attempt 2 saw
     assert "half.txt" not in git(ws.repo, "ls-tree", "-r", "--name-only", BRANCH).split()
-    assert ws.load().task("a").attempts[0].abandoned_ref is not None
+    first = ws.load().task("a").attempts[0]
+    assert first.outcome == "failed" and first.abandoned_ref is not None
+    assert git(ws.repo, "show", f"{first.abandoned_ref}:half.txt") == "half-done"
 
 
 def test_clean_up_removes_the_plans_worktrees_and_task_branches(tmp_path: Path) -> None:
@@ -74,3 +86,23 @@ def test_clean_up_removes_the_plans_worktrees_and_task_branches(tmp_path: Path) 
     assert git(ws.repo, "branch", "--list", "planeteer-task/*") == ""
     assert git(ws.repo, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert git(ws.repo, "rev-parse", BRANCH) == git(ws.repo, "rev-parse", "main")  # nothing was merged
+
+
+def test_sessions_list_and_cleanup_see_isolated_tasks_sessions_and_spare_a_persons(tmp_path: Path) -> None:
+    """An isolated task's session is recorded under its task branch, not the checkout's: the commands
+    scoped to the checkout's branch must still find it, and still never touch a person's own session."""
+    ws = scripted(tmp_path, {}, {"a": []})
+    mine = _start_person_session(ws)
+    run_until_killed(ws, "a", "turn_ended")
+    assert run(ws, "--on-interrupted", "fresh").returncode == 0
+    superseded, held = session_id_for("plan-it", "a", 1), session_id_for("plan-it", "a", 2)
+    listing = ws.run("sessions", "list", "--json", "--copilot-home", str(ws.home), plan=False)
+    kinds = {s["sessionId"]: (s["kind"], s["branch"]) for s in json.loads(listing.stdout)}
+    task_branch = kinds[held][1]
+    assert task_branch is not None and task_branch.startswith("planeteer-task/")
+    assert kinds == {superseded: ("orphan", task_branch), held: ("live", task_branch), mine: ("not-planeteer", "main")}
+    cleanup = ws.run("sessions", "cleanup", "--yes", "--copilot-home", str(ws.home), plan=False)
+    assert cleanup.returncode == 0, cleanup.stderr
+    assert cleanup.stdout.split() == ["deleted", "1", "session(s):", superseded]
+    remaining = {p.name for p in (ws.home / "session-state").iterdir() if not p.name.startswith(".")}
+    assert remaining == {mine, held}

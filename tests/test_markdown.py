@@ -89,3 +89,26 @@ def test_a_done_task_ticks_its_criteria_and_lists_session_and_attempts() -> None
 
 def test_a_bare_task_section_leaves_out_what_it_does_not_have() -> None:
     assert task_section(Task.model_validate(task("x"))) == "### x: Title of x\n\n**Status:** pending\n\n"
+
+
+def test_an_isolated_task_section_shows_its_commit_and_where_an_abandoned_attempt_is_kept() -> None:
+    merged = Task.model_validate(
+        task("api", status="done", sessionId="s-2", commit="0123456789abcdef" * 2 + "01234567")
+    )
+    merged.attempts = [
+        Attempt(
+            number=1,
+            session_id="s-1",
+            reason="first start",
+            started_at="t",
+            outcome="superseded",
+            abandoned_ref="refs/planeteer/5c1f0e2a/abandoned/api-a1",
+        ),
+        Attempt(number=2, session_id="s-2", reason="fresh start (chosen)", started_at="t", outcome="done"),
+    ]
+    section = task_section(merged)
+    assert "**Session:** `s-2`\n\n**Commit:** `0123456789`\n\n**Attempts:**\n" in section
+    assert (
+        "- #1 `s-1` first start: superseded — its edits kept on `refs/planeteer/5c1f0e2a/abandoned/api-a1`\n" in section
+    )
+    assert "Commit" not in task_section(Task.model_validate(task("x", status="done")))

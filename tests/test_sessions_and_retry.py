@@ -2,23 +2,38 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from click.testing import CliRunner
+from memory_agent import MemoryAgent
 
 from planeteer_action.cli.main import main
 from planeteer_action.engine.agent import SessionInfo
-from planeteer_action.engine.sessions import classify, cleanup_candidates
+from planeteer_action.engine.sessions import SessionScope, classify, cleanup_candidates, sessions_in_scope
 from planeteer_action.plan.model import Attempt, Plan
 from planeteer_action.plan.session_ids import belongs_to_plan, is_planeteer_session, session_id_for, task_slug
 from planeteer_action.plan.store import load_plan, save_plan
 
 
-def _info(session_id: str, age_days: float = 0) -> SessionInfo:
+def _info(session_id: str, age_days: float = 0, branch: str = "main") -> SessionInfo:
     when = datetime.now(UTC) - timedelta(days=age_days)
-    return SessionInfo(session_id, "", when, when, "octo/demo", "main", None)
+    return SessionInfo(session_id, "", when, when, "octo/demo", branch, None)
+
+
+@dataclass
+class StoredSessions(MemoryAgent):
+    """Answers a listing as the Copilot CLI filters it: by repository and, when given, exact branch."""
+
+    stored: list[SessionInfo] = field(default_factory=list)
+    asked: list[tuple[str | None, str | None]] = field(default_factory=list)
+
+    async def list_sessions(self, repository: str | None, branch: str | None) -> list[SessionInfo]:
+        self.asked.append((repository, branch))
+        return [i for i in self.stored if i.repository == repository and branch in (None, i.branch)]
 
 
 def _plan(plan_id: str, holders: dict[str, str]) -> Plan:
@@ -54,6 +69,25 @@ def test_classification_and_cleanup_spare_held_foreign_and_unknown_sessions() ->
     doomed = [c.info.session_id for c in cleanup_candidates(classify(sessions, [mine, other]))]
     assert doomed == [session_id_for("p1", "a", 1)]
     assert cleanup_candidates(classify(sessions, [mine, other]), older_than=30 * 86400) == []
+
+
+def test_the_scope_finds_a_plans_sessions_on_its_task_branches_and_others_only_on_the_branch(
+    tmp_path: Path,
+) -> None:
+    task_branch = "planeteer-task/5c1f0e2a/a"
+    stored = [
+        _info(session_id_for("p1", "a", 1), branch=task_branch),  # an isolated task's: under its task branch
+        _info("8a7c6f1e-on-main", branch="main"),  # a person's, on the branch asked about
+        _info("8a7c6f1e-elsewhere", branch="feature"),  # a person's, on another branch
+        _info(session_id_for("p3", "y", 1), branch=task_branch),  # planeteer's, of a plan not consulted
+    ]
+    agent = StoredSessions(stored=stored)
+    scope = SessionScope(tmp_path, None, "octo/demo", "main")
+    found = asyncio.run(sessions_in_scope(agent, scope, [_plan("p1", {})]))
+    assert [i.session_id for i in found] == [session_id_for("p1", "a", 1), "8a7c6f1e-on-main"]
+    assert agent.asked == [("octo/demo", None)]  # the repository only: the branch is filtered here
+    everything = asyncio.run(sessions_in_scope(agent, SessionScope(tmp_path, None, "octo/demo", None), []))
+    assert everything == stored
 
 
 def test_retry_puts_failed_and_interrupted_tasks_back_and_keeps_history(plan_file: Path) -> None:

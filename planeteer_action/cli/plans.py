@@ -14,6 +14,7 @@ from planeteer_action.cli.common import JSON_OPTION, PLAN_ARGUMENT, console
 from planeteer_action.cli.display import STATUS_STYLE
 from planeteer_action.engine.wording import format_duration
 from planeteer_action.errors import EXIT_OK, EXIT_TASKS_FAILED, PlaneteerError
+from planeteer_action.plan.markdown import short_commit
 from planeteer_action.plan.model import Plan
 from planeteer_action.plan.operations import retry_tasks, status_summary
 from planeteer_action.plan.store import load_plan
@@ -80,7 +81,7 @@ def _print_status(plan: Plan, summary: dict[str, Any]) -> None:
             entry["id"],
             f"[{STATUS_STYLE.get(entry['status'], '')}]{entry['status']}[/]",
             entry["sessionId"] or "",
-            *([(entry["commit"] or "")[:10]] if commits else []),
+            *([short_commit(entry["commit"] or "")] if commits else []),
             str(len(entry["attempts"])),
             format_duration(entry["durationSeconds"]) if entry["attempts"] else "",
             (result[0][:120] if result else ""),
@@ -117,7 +118,8 @@ def _recovery_line(recovery: dict[str, Any]) -> str:
 def retry(plan: Path, tasks: tuple[str, ...]) -> None:
     """Put failed or interrupted TASKS of PLAN back to pending so the next run starts them afresh.
 
-    The tasks they blocked run again too. Their attempt history is kept.
+    The tasks they blocked run again too. Their attempt history is kept. With worktree isolation the next
+    run resets each task's worktree before its fresh attempt (the old edits kept on a ref it records).
 
     \b
     Example:

@@ -19,6 +19,7 @@ from planeteer_action.cli.entry import loading
 from planeteer_action.delivery.local import local_delivery
 from planeteer_action.engine.recovery import RECOVERY_CHOICES, RecoveryReport
 from planeteer_action.engine.wording import format_duration, parse_duration
+from planeteer_action.errors import ConfigError
 from planeteer_action.plan.model import Isolation, Plan, RecoveryChoice, parse_time
 from planeteer_action.plan.store import load_plan
 
@@ -82,12 +83,13 @@ if TYPE_CHECKING:
 @click.option(
     "--isolation",
     type=click.Choice(["worktree", "shared"]),
-    default="shared",
+    default="worktree",
     show_default=True,
     envvar="PLANETEER_ISOLATION",
     help="worktree: each task in its own git worktree and branch, merged into the branch planeteer/<plan id> "
-    "(your checkout is never touched); shared: every task in the working directory itself. "
-    "Env: PLANETEER_ISOLATION.",
+    "(your checkout is never touched); shared: every task in the working directory itself, for agents that "
+    "must share one environment (a running service, files outside git) or a folder that is not a git "
+    "repository. Env: PLANETEER_ISOLATION.",
 )
 @click.option(
     "--push",
@@ -127,8 +129,10 @@ def run(
       PLANETEER_PROVIDER_API_KEY=... planeteer run plan.json --provider-base-url http://localhost:8000/v1
       planeteer run plan.json --on-interrupted fresh --json | jq .
       GITHUB_TOKEN=$(gh auth token) planeteer run plan.json --pull-request
-      planeteer run plan.json --isolation worktree && git merge planeteer/<plan id>
+      planeteer run plan.json && git merge planeteer/<plan id>
+      planeteer run plan.json --isolation shared     # every agent in the checkout itself
     """
+    _check_delivery_has_a_branch(push, pull_request, isolation)
     with loading():
         from planeteer_action.runner import ProviderSettings, RunConfig, run_plan
 
@@ -157,6 +161,16 @@ def run(
     _report_outcome(outcome, as_json)
     delivery.finish(outcome.plan, plan)
     sys.exit(outcome.exit_code)
+
+
+def _check_delivery_has_a_branch(push: bool, pull_request: bool, isolation: Isolation) -> None:
+    """Delivery pushes the integration branch, which a shared-tree run never makes: refused before anything runs."""
+    if (push or pull_request) and isolation == "shared":
+        flag = "--pull-request" if pull_request else "--push"
+        raise ConfigError(
+            f"{flag} delivers the branch planeteer/<plan id> that only worktree isolation makes: "
+            f"drop --isolation shared (PLANETEER_ISOLATION), or drop {flag}"
+        )
 
 
 def _view(plan: Plan, as_json: bool) -> RunView:

@@ -19,7 +19,7 @@ from planeteer_action.cli.common import (
     with_agent,
 )
 from planeteer_action.engine.cleanup import Confirm, cleanup_orphans
-from planeteer_action.engine.sessions import KIND_LABELS, ClassifiedSession, SessionScope, classify
+from planeteer_action.engine.sessions import KIND_LABELS, ClassifiedSession, SessionScope, classify, sessions_in_scope
 from planeteer_action.engine.wording import format_duration, parse_duration
 from planeteer_action.errors import PlaneteerError
 
@@ -31,7 +31,11 @@ _SCOPE_OPTIONS = [
         help="The plan whose sessions to single out (plans in .planeteer/ are always consulted).",
     ),
     click.option("--repository", help="OWNER/REPO to look in (default: this checkout's GitHub remote)."),
-    click.option("--branch", help="Branch to look in (default: the current branch)."),
+    click.option(
+        "--branch",
+        help="Branch to look in (default: the current branch); the consulted plans' own sessions are found "
+        "on any branch (an isolated task's session is on its task branch).",
+    ),
     WORKDIR_OPTION,
     COPILOT_HOME_OPTION,
 ]
@@ -48,8 +52,10 @@ def sessions() -> None:
     """List and clean up the Copilot sessions planeteer created in this repository.
 
     Sessions are found through Copilot's own session store, filtered by repository and branch (by default
-    the current ones). Only sessions whose ids follow planeteer's scheme and that no task of a readable plan
-    still holds are ever deleted; a person's own Copilot sessions are never touched.
+    the current ones); the sessions of the plans in .planeteer/ (and --plan) are found on every branch of
+    the repository, since an isolated task's session is recorded under its own task branch.
+    Only sessions whose ids follow planeteer's scheme and that no task of a readable plan still holds are
+    ever deleted; a person's own Copilot sessions are never touched.
     """
 
 
@@ -64,8 +70,8 @@ def sessions_list(
     copilot_home: Path | None,
     as_json: bool,
 ) -> None:
-    """List the sessions of a repository and branch, each marked as held by a plan's task, an orphan of
-    a known plan, another plan's, or not planeteer's.
+    """List the sessions of a repository and branch (and the plans' own, on any branch), each marked as held
+    by a plan's task, an orphan of a known plan, another plan's, or not planeteer's.
 
     \b
     Example:
@@ -73,7 +79,7 @@ def sessions_list(
     """
     scope = SessionScope.of(workdir, plan_path, repository, branch)
     plans, _ = scope.read_plans()
-    found = with_agent(copilot_home, lambda agent: agent.list_sessions(scope.repository, scope.branch))
+    found = with_agent(copilot_home, lambda agent: sessions_in_scope(agent, scope, plans.values()))
     classified = classify(found, list(plans.values()))
     if as_json:
         click.echo(json.dumps([_session_json(s) for s in classified], indent=2, ensure_ascii=False))

@@ -14,7 +14,13 @@ from pathlib import Path
 
 from planeteer_action.engine.agent import Agent
 from planeteer_action.engine.recovery import delete_quietly
-from planeteer_action.engine.sessions import SessionScope, classify, cleanup_candidates, record_deletions
+from planeteer_action.engine.sessions import (
+    SessionScope,
+    classify,
+    cleanup_candidates,
+    record_deletions,
+    sessions_in_scope,
+)
 from planeteer_action.plan.lock import PlanLock
 
 # Asked with the sessions about to be deleted; False deletes nothing.
@@ -29,7 +35,7 @@ async def cleanup_orphans(
     with _holding(locked):
         plans, _ = scope.read_plans()  # read again under the locks: a run may have saved since
         mine = {plans[path].id for path in locked if path in plans}
-        found = classify(await agent.list_sessions(scope.repository, scope.branch), list(plans.values()))
+        found = classify(await sessions_in_scope(agent, scope, plans.values()), list(plans.values()))
         doomed = [s.info.session_id for s in cleanup_candidates(found, older_than) if s.plan_id in mine]
         if dry_run:
             return doomed

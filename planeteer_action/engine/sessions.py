@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-from planeteer_action.engine.agent import SessionInfo
+from planeteer_action.engine.agent import Agent, SessionInfo
 from planeteer_action.errors import PlaneteerError
 from planeteer_action.gitinfo import git_context
 from planeteer_action.plan.model import Plan
@@ -49,7 +49,11 @@ class ClassifiedSession:
 
 @dataclass(frozen=True)
 class SessionScope:
-    """Where to look for sessions (repository, branch) and which plans' records say whose they are."""
+    """Where to look for sessions (repository, branch) and which plans' records say whose they are.
+
+    The branch narrows only the sessions planeteer cannot prove to be a consulted plan's: an isolated task's
+    session is recorded under its own task branch, not the checkout's, and must still be seen.
+    """
 
     plan_folder: Path
     plan_path: Path | None
@@ -77,6 +81,22 @@ class SessionScope:
         plans = {path: plan for path, plan in plans.items() if plan.id != chosen.id}
         plans[self.plan_path] = chosen
         return plans, chosen
+
+
+async def sessions_in_scope(agent: Agent, scope: SessionScope, plans: Iterable[Plan]) -> list[SessionInfo]:
+    """The repository's sessions on the scope's branch, and those of `plans` on any branch of it.
+
+    Ownership is proved by planeteer's id scheme, so a person's own session is listed only on the scope's
+    branch, as before, and never becomes a cleanup candidate.
+    """
+    plan_ids = [plan.id for plan in plans]
+    return [
+        info
+        for info in await agent.list_sessions(scope.repository, None)
+        if scope.branch is None
+        or info.branch == scope.branch
+        or any(belongs_to_plan(info.session_id, plan_id) for plan_id in plan_ids)
+    ]
 
 
 def discover_plans(folder: Path) -> dict[Path, Plan]:

@@ -1,4 +1,4 @@
-"""The Markdown view written beside the plan: the TUI's layout, plus each task's session and attempts.
+"""The Markdown view written beside the plan: the TUI's layout, plus each task's session, commit and attempts.
 
 It is built from pieces (head, one tree line per task, the tree's end, one section per task) so that a
 writer saving the plan again and again renders only the changed tasks' pieces.
@@ -29,6 +29,11 @@ def tree_line(entry: tuple[str, str, str], status: str) -> str:
     return f"{head}{_ICONS.get(status, '○')}{tail}\n"
 
 
+def short_commit(commit: str) -> str:
+    """A commit as people read it in the views (`git show` takes it): its first 10 hex digits."""
+    return commit[:10]
+
+
 def task_section(task: Task) -> str:
     """One task's part of the view, ending in a blank line."""
     lines = [f"### {task.id}: {task.title}", ""]
@@ -44,11 +49,14 @@ def task_section(task: Task) -> str:
     lines += [f"**Status:** {task.status}", ""]
     if task.session_id:
         lines += [f"**Session:** `{task.session_id}`", ""]
+    if task.commit:
+        lines += [f"**Commit:** `{short_commit(task.commit)}`", ""]
     if task.attempts:
         lines.append("**Attempts:**")
         for attempt in task.attempts:
             error = f" — {attempt.error}" if attempt.error else ""
-            lines.append(f"- #{attempt.number} `{attempt.session_id}` {attempt.reason}: {attempt.outcome}{error}")
+            kept = f" — its edits kept on `{attempt.abandoned_ref}`" if attempt.abandoned_ref else ""
+            lines.append(f"- #{attempt.number} `{attempt.session_id}` {attempt.reason}: {attempt.outcome}{error}{kept}")
         lines.append("")
     return "\n".join(lines) + "\n"
 
