@@ -151,3 +151,27 @@ def test_a_checked_out_integration_branch_is_refused_before_it_could_move_under_
     git(repo, "switch", "--quiet", integration_branch(PLAN))
     with pytest.raises(ConfigError, match=r"is checked out in .*switch that checkout to another branch"):
         PlanWorktrees.open(repo, PLAN, None)
+
+
+def test_a_checkout_a_kill_interrupted_is_made_again_not_committed_as_deletions(repo: Path) -> None:
+    """SIGKILL inside `git worktree add` leaves a worktree with `.git` but only part of its files. No agent
+    has worked there yet, so the next run must make it again: reused, its missing files would be committed
+    as the task deleting them (seen in the chaos bench: a task's commit deleted two other tasks' notes)."""
+    worktrees = PlanWorktrees.open(repo, PLAN, None)
+    (a, _) = worktrees.prepare("a", None)
+    (a / "a.txt").write_text("a\n")
+    assert worktrees.commit("a", "Task a", "planeteer-x-a-a1")
+    worktrees.integrate("a", "Task a")
+    b, _ = worktrees.prepare("b", None)
+    # What an interrupted checkout leaves: the worktree is registered, files are missing, and it was never
+    # handed to an agent.
+    (b / "a.txt").unlink()
+    (b / "README.md").unlink()
+    for marker in b.parent.glob("*.ready"):
+        if marker.name.startswith(b.name):
+            marker.unlink()
+    b, _ = worktrees.prepare("b", None)
+    (b / "b.txt").write_text("b\n")
+    assert worktrees.commit("b", "Task b", "planeteer-x-b-a1")
+    changed = git(repo, "diff", "--name-status", f"{task_branch(PLAN, 'b')}~1", task_branch(PLAN, "b"))
+    assert changed.splitlines() == ["A\tb.txt"]

@@ -7,6 +7,7 @@ next round starts a new one, so every round lands on a plan with work left.
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from planeteer_action.copilot.offline_model import note_path
 from planeteer_action.copilot.runtime import plan_process_tag
 from planeteer_action.plan.model import Plan, Task
 from planeteer_action.plan.store import save_plan
+from planeteer_action.worktrees.names import integration_branch
 
 PLAN_ID = "chaos-plan"
 EDGES: dict[str, list[str]] = {
@@ -98,13 +100,19 @@ def check_epoch(epoch: Epoch, plan: Plan, log: Sequence[ModelRequest]) -> EpochV
         repeated_tasks=sorted({str(request.task_id) for request in late}),
         repeat_requests=len(late),
         repeat_full_prompts=sum(request.full_prompt for request in late),
-        without_work=[task.id for task in done if not _has_note(epoch.repo, task)],
+        without_work=[task.id for task in done if not _has_note(epoch.repo, plan, task)],
     )
 
 
-def _has_note(repo: Path, task: Task) -> bool:
+def _has_note(repo: Path, plan: Plan, task: Task) -> bool:
+    """The task's note, in the checkout (shared isolation) or on the plan's integration branch (worktrees)."""
     path = repo / note_path(task.id)
-    try:
+    if path.is_file():
         return path.read_text(encoding="utf-8") == note_text(task)
-    except OSError:
-        return False
+    shown = subprocess.run(
+        ["git", "show", f"{integration_branch(plan.id)}:{note_path(task.id)}"],
+        cwd=repo,
+        capture_output=True,
+        check=False,
+    )
+    return shown.returncode == 0 and shown.stdout.decode("utf-8", errors="replace") == note_text(task)

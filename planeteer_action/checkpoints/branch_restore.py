@@ -68,11 +68,14 @@ def put_back_branches(working_directory: Path, plan_id: str, state: BranchState)
     git_bytes(root, "update-ref", "--stdin", stdin=f"start\n{transaction}prepare\ncommit\n".encode())
     for task_id, patch in state.worktrees.items():
         path = names.worktree_path(common, plan_id, task_id)
-        if (path / ".git").exists():
+        if names.ready_marker(path).exists():
             continue  # the same worktree, already here (`_check_in_the_way` allows only that)
+        if (path / ".git").exists():  # an earlier restore of it that a kill interrupted: made again
+            git_bytes(root, "worktree", "remove", "--force", "--force", str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         git_bytes(root, "worktree", "add", "--quiet", str(path), names.task_branch(plan_id, task_id))
         apply_changes(path, state.refs[_task_ref(plan_id, task_id)], patch)
+        names.ready_marker(path).touch()
     return created
 
 

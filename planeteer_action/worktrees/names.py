@@ -59,6 +59,12 @@ def worktree_path(common_dir: Path, plan_id: str, task_id: str) -> Path:
     return worktrees_root(common_dir, plan_id) / task_slug(task_id)
 
 
+def ready_marker(worktree: Path) -> Path:
+    """Beside a task's worktree once its checkout is complete, before any agent works there: a worktree
+    without it is one a kill interrupted mid-checkout, whose missing files a commit would record as deletions."""
+    return worktree.with_name(worktree.name + ".ready")
+
+
 def integration_worktree_path(common_dir: Path, plan_id: str) -> Path:
     return worktrees_root(common_dir, plan_id) / INTEGRATION_FOLDER
 

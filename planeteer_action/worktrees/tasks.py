@@ -85,6 +85,9 @@ class PlanWorktrees:
         a reset of the worktree that attempt left. An existing worktree is reused as it is (a resume)."""
         path = names.worktree_path(self.common_dir, self.plan_id, task_id)
         branch = names.task_branch(self.plan_id, task_id)
+        ready = names.ready_marker(path)
+        if (path / ".git").exists() and not ready.exists():
+            run_git(self.root, "worktree", "remove", "--force", "--force", str(path), ok_codes=(0, 128))
         if not (path / ".git").exists():
             shutil.rmtree(path, ignore_errors=True)  # a folder git no longer knows (a crash mid-add)
             run_git(self.root, "worktree", "prune")
@@ -92,6 +95,7 @@ class PlanWorktrees:
             start = [branch] if code == 0 else ["-b", branch, self.ensure_integration()]
             path.parent.mkdir(parents=True, exist_ok=True)
             run_git(self.root, "worktree", "add", "--quiet", str(path), *start)
+            ready.touch()
         abandoned = self.reset(task_id, reset_attempt) if reset_attempt is not None else None
         return path / self.subdir, abandoned
 
