@@ -219,11 +219,11 @@ async def _run_locked(
     listeners: list[Listener],
     choose: ChooseRecovery | None,
 ) -> RunOutcome:
-    context = git_context(config.working_directory)
-    worktrees = open_worktrees(plan, config)  # a checkout that cannot hold worktrees is refused before anything
     saver = BackgroundPlanWriter(config.plan_path)
     interrupts = _Interrupts(saver, plan)
     try:
+        context = git_context(config.working_directory)
+        worktrees = open_worktrees(plan, config)  # a checkout that cannot hold worktrees is refused before anything
         runtime = agent_runtime(
             config.copilot_home,
             model=config.model,
@@ -284,6 +284,12 @@ class _Interrupts:
         self._last_resort.daemon = True
         for signum in (signal.SIGINT, signal.SIGTERM):
             self._loop.add_signal_handler(signum, self._on_signal)
+        if self._main is not None and self._main.cancelling():
+            # A signal came before these handlers, and asyncio's own handler cancelled the run: the same
+            # deadlines hold, even if something below swallows that cancellation.
+            self._signals = 1
+            self._last_resort.start()
+            self._deadline = self._loop.call_later(STOP_GRACE_SECONDS, self._force_exit)
 
     def close(self) -> None:
         """Stop listening (a signal now is a KeyboardInterrupt: exit 130), finish the saves, then disarm."""
