@@ -434,7 +434,7 @@ def test_a_terminal_ctrl_c_reaches_the_host_but_not_the_cli(tmp_path: Path) -> N
     """SIGINT to the host's process group, as a terminal sends it: the host still aborts and stops cleanly."""
     host = textwrap.dedent(
         """
-        import asyncio, json, os, sys, time
+        import asyncio, json, os, signal, sys, time
         from functools import partial
         from pathlib import Path
         from planeteer_action.copilot import runtime
@@ -443,6 +443,7 @@ def test_a_terminal_ctrl_c_reaches_the_host_but_not_the_cli(tmp_path: Path) -> N
         from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
 
         cli, home, workdir = Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])
+        signal.signal(signal.SIGINT, signal.default_int_handler)  # a terminal's host, whatever this suite inherited
 
         def request(mode):
             prompt = "Planeteer task id: ctrl-c"

@@ -21,7 +21,9 @@ _STOP_SIGNALS = (_signal.SIGINT, _signal.SIGTERM)
 def main() -> None:
     with loading():
         from planeteer_action.cli.main import main as planeteer
-    _signal.signal(_signal.SIGTERM, _signal.default_int_handler)
+    # Both mean exit 130, also when a parent started us with them ignored (a shell's background job).
+    for signum in _STOP_SIGNALS:
+        _signal.signal(signum, _signal.default_int_handler)
     try:
         planeteer(prog_name="planeteer")
     finally:
