@@ -112,16 +112,7 @@ def test_sigterm_while_a_finished_run_shuts_down_never_kills_it_with_143(tmp_pat
         wrong = []
         for delay in (0.0, 0.05, 0.1, 0.2, 0.3):
             ws = make_workspace(tmp_path / f"at-{int(delay * 1000)}", model, {"a": []})
-            process = subprocess.Popen(
-                ws.args("run", "--json"),
-                cwd=ws.repo,
-                env=ws.env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            process = ws.start("run", "--json")
             assert process.stdout is not None
             for line in process.stdout:
                 if '"task_done"' in line:

@@ -72,16 +72,7 @@ def test_signal_just_after_a_session_starts_never_loses_the_task_prompt(tmp_path
     hit: list[tuple[str, int]] = []
     try:
         for delay_ms in DELAYS_MS:
-            run = subprocess.Popen(
-                ws.args("run", "--json"),
-                cwd=ws.repo,
-                env=ws.env(),
-                stdout=subprocess.PIPE,
-                stderr=subprocess.PIPE,
-                text=True,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+            run = ws.start("run", "--json")
             task = _signal_after_first_start(run, signum, delay_ms / 1000)
             _, stderr = run.communicate(timeout=30)
             assert run.returncode in (-signal.SIGKILL, 130, 0), stderr
