@@ -18,11 +18,12 @@ ALLOWED = {
     "engine": {"plan"},
     "worktrees": {"plan"},
     "copilot": {"engine", "plan"},
+    "rules": {"engine", "plan"},  # the user's rules (settings file, flags, MCP config, skills) resolved per task
     "checkpoints": {"plan", "github", "worktrees"},  # the names of the branches and worktrees it carries
-    "runner": {"plan", "engine", "copilot", "worktrees"},
+    "runner": {"plan", "engine", "copilot", "worktrees", "rules"},
     "delivery": {"plan", "engine", "github", "worktrees"},
-    "cli": {"plan", "engine", "copilot", "checkpoints", "github", "runner", "delivery", "worktrees"},
-    "action": {"plan", "engine", "checkpoints", "github", "runner", "delivery"},
+    "cli": {"plan", "engine", "copilot", "checkpoints", "github", "runner", "delivery", "worktrees", "rules"},
+    "action": {"plan", "engine", "checkpoints", "github", "runner", "delivery", "rules"},
 }
 TOP_LEVEL = {"errors", "gitinfo", "redaction", "__init__", "__main__"}
 

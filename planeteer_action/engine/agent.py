@@ -8,11 +8,12 @@ the SDK, and its failures reach the engine as these types (e.g. `SessionNotFound
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Literal, Protocol
 
+from planeteer_action.engine.rules import SessionRules
 from planeteer_action.errors import EXIT_TASKS_FAILED, PlaneteerError
 
 TurnMode = Literal["create", "resume"]
@@ -33,6 +34,9 @@ class TurnRequest:
     working_directory: Path
     quiet_timeout: float
     on_activity: Callable[[str], None]
+    rules: SessionRules = field(default_factory=SessionRules)
+    on_denied: Callable[[str], None] = lambda description: None
+    """Told of each tool request the rules denied (it never ran), e.g. `shell(git push origin main)`."""
 
 
 @dataclass(frozen=True)
