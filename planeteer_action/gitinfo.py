@@ -27,8 +27,10 @@ class GitContext:
 
 def git(cwd: Path, *args: str) -> str | None:
     """Run git and return its stripped output, or None when git fails or is missing."""
-    try:
-        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False)
+    try:  # in a session of its own, as worktrees.git says why
+        done = subprocess.run(
+            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False, start_new_session=True
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() if done.returncode == 0 else None

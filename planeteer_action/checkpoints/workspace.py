@@ -205,6 +205,9 @@ def git_result(
             capture_output=True,
             check=False,
             stdin=None if stdin is not None else subprocess.DEVNULL,
+            # Out of the terminal's process group: a Ctrl-C stops planeteer cleanly, never a git half-way
+            # through writing an index (it would die with -2 and leave index.lock behind).
+            start_new_session=True,
         )
     except FileNotFoundError:
         raise WorkspaceChangesError("git is not installed or not on PATH: install git") from None

@@ -123,6 +123,7 @@ class CopilotAgent:
             ) from None
         self._client = client
         self._watchdog = asyncio.create_task(self._watch(client))
+        _ignore_answers_to_cancelled_requests(asyncio.get_running_loop())
 
     async def run_turn(self, request: TurnRequest) -> TurnResult:
         turn = Turn(request)
@@ -309,6 +310,26 @@ def _session_info(metadata: SessionMetadata) -> SessionInfo:
         branch=context.branch if context else None,
         working_directory=context.working_directory if context else None,
     )
+
+
+def _ignore_answers_to_cancelled_requests(loop: asyncio.AbstractEventLoop) -> None:
+    """The SDK's reader thread sets the CLI's answer on its request's future even when we cancelled the
+    request (a Ctrl-C mid-call); asyncio then prints an InvalidStateError traceback. That answer is meant to be
+    dropped, so drop it quietly; anything else goes to the handler that was there before.
+    """
+    previous = loop.get_exception_handler()
+
+    def handle(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if isinstance(context.get("exception"), asyncio.InvalidStateError) and "Future.set_" in repr(
+            context.get("handle")
+        ):
+            return
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handle)
 
 
 async def _interrupt(session: CopilotSession) -> None:

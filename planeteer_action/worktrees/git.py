@@ -31,6 +31,9 @@ def run_git(cwd: Path, *args: str, ok_codes: tuple[int, ...] = (0,)) -> tuple[in
             timeout=300,
             check=False,
             stdin=subprocess.DEVNULL,
+            # Out of the terminal's process group: a Ctrl-C stops planeteer cleanly, never a git half-way
+            # through writing an index (it would die with -2 and leave index.lock behind).
+            start_new_session=True,
         )
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise GitFailed(f"git {args[0]} could not run in {cwd}: {exc}; check that git is installed") from None
