@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -287,3 +289,20 @@ def test_runs_as_a_separate_process(tmp_path: Path) -> None:
     finally:
         process.terminate()
         assert process.wait(timeout=10) == 0
+
+
+def test_a_client_gone_before_its_answer_leaves_no_traceback(capfd: pytest.CaptureFixture[str]) -> None:
+    """A Copilot CLI stopped mid-turn (Ctrl-C, a kill) hangs up while the model is still answering."""
+    body = json.dumps(chat(user("gone"))).encode()
+    with OfflineModelServer(script={"gone": [{"delay": 0.3, "text": "too late"}] * 3}) as server:
+        host, port = server.base_url.split("//", 1)[1].split("/", 1)[0].split(":")
+        for _ in range(3):
+            with socket.create_connection((host, int(port))) as connection:
+                head = f"POST /chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: {len(body)}\r\n\r\n"
+                connection.sendall(head.encode() + body)
+                # Close with a reset, as a killed process's socket does: the answer's write then fails.
+                connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            time.sleep(0.5)
+        status, _ = post(server.base_url, chat(user("other")))
+    assert status == 200, "the server kept answering others"
+    assert "Traceback" not in capfd.readouterr().err
