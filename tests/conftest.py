@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,10 @@ DATA = Path(__file__).parent / "data"
 # Every process this suite starts, however deep, inherits this mark; process checks look only at marked
 # processes, so two suites running on one machine cannot fail each other.
 os.environ[SUITE_ENV] = uuid.uuid4().hex
+# Children start with SIGINT acting, as a terminal's foreground job does. A suite launched as a shell's background
+# job inherits SIGINT ignored, and children keep that until planeteer installs its handler: a signal a test sends in
+# a child's first milliseconds would be lost, and the test hang rather than test anything.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture
