@@ -14,6 +14,7 @@ from planeteer_action.engine.recovery import RecoveryReport
 from planeteer_action.plan.model import Plan, RulesRecord, Task
 
 _HASH_LENGTH = 16
+_EMPTY = RulesRecord().model_dump()
 
 
 def fingerprint(data: bytes) -> str:
@@ -42,7 +43,7 @@ def changes_since_started(plan: Plan, rules: Recorder, report: RecoveryReport) -
 
 
 def is_empty(record: RulesRecord) -> bool:
-    return record == RulesRecord()
+    return record.model_dump() == _EMPTY
 
 
 def rules_changes(old: RulesRecord | None, new: RulesRecord | None) -> list[str]:

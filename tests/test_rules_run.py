@@ -1,0 +1,143 @@
+"""The executor gives each task's session its own rules, records them by name and hash, counts denials; a
+resume shows how the rules changed since the session started. On the in-memory agent (no SDK here)."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Collection
+from dataclasses import replace
+from pathlib import Path
+
+from click.testing import CliRunner
+from memory_agent import Behaviour, MemoryAgent
+
+from planeteer_action.cli.display import JsonLines, LineLog
+from planeteer_action.cli.main import main
+from planeteer_action.engine.events import Event, Listener, ToolDenied
+from planeteer_action.engine.executor import Executor, ExecutorOptions
+from planeteer_action.engine.recovery import apply_choice, inspect
+from planeteer_action.engine.rules import ToolPattern
+from planeteer_action.plan.model import Execution, Plan
+from planeteer_action.plan.store import BackgroundPlanWriter, load_plan, save_plan
+from planeteer_action.rules.record import changes_since_started
+from planeteer_action.rules.resolve import PlanRules, RuleOptions, load_rules
+from planeteer_action.rules.settings_file import RuleLayer
+
+SECRET = "mcp-secret-token-0123456789"
+
+
+def write_plan(path: Path) -> Path:
+    data = {
+        "id": "p",
+        "name": "rules",
+        "tasks": [
+            {"id": "api", "title": "API", "model": "gpt-4.1", "denyTools": ["shell(rm)"], "env": {"API_URL": "u"}},
+            {"id": "ui", "title": "UI", "dependsOn": ["api"]},
+        ],
+    }
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def mcp_config(folder: Path) -> Path:
+    config = folder / "mcp.json"
+    config.write_text(json.dumps({"mcpServers": {"db": {"command": "db", "args": ["--token", "${DB_TOKEN}"]}}}))
+    return config
+
+
+def run(plan: Plan, path: Path, agent: MemoryAgent, rules: PlanRules) -> list[Event]:
+    events: list[Event] = []
+    out = io.StringIO()
+    saver = BackgroundPlanWriter(path)
+    listeners: list[Listener] = [events.append, JsonLines(out), LineLog(out)]
+    executor = Executor(plan, agent, ExecutorOptions(path.parent, rules=rules), saver, listeners)
+    asyncio.run(executor.run())
+    saver.close()
+    events_text = out.getvalue()
+    assert SECRET not in events_text and SECRET not in path.read_text()
+    return events
+
+
+def test_each_session_gets_its_tasks_rules_and_each_denial_is_counted_shown_and_saved(tmp_path: Path) -> None:
+    path = write_plan(tmp_path / "plan.json")
+    layer = RuleLayer(model="gpt-5", deny_tools=("shell(git push)",))
+    options = RuleOptions(layer=layer, mcp_config=mcp_config(tmp_path))
+    rules = load_rules(load_plan(path), tmp_path, options, {"DB_TOKEN": SECRET})
+    agent = MemoryAgent(behaviours={"api": Behaviour(denied=("shell(git push origin main)", "shell(rm -rf /)"))})
+    events = run(load_plan(path), path, agent, rules)
+
+    api, ui = agent.requests
+    assert api.rules.model == "gpt-4.1" and ui.rules.model == "gpt-5"
+    assert api.rules.deny_tools == (ToolPattern("shell", "git push"), ToolPattern("shell", "rm"))
+    assert ui.rules.deny_tools == (ToolPattern("shell", "git push"),)
+    assert api.rules.env == {"API_URL": "u"} and ui.rules.env == {}
+    assert api.rules.mcp_servers["db"]["args"] == ["--token", SECRET]  # in memory, for the session only
+    denied = [e for e in events if isinstance(e, ToolDenied)]
+    assert [(e.task_id, e.description, e.denied) for e in denied] == [
+        ("api", "shell(git push origin main)", 1),
+        ("api", "shell(rm -rf /)", 2),
+    ]
+    saved = load_plan(path)
+    assert (saved.task("api").denied_requests, saved.task("ui").denied_requests) == (2, 0)
+    record = saved.task("api").attempts[0].rules
+    assert record is not None and record.model == "gpt-4.1" and list(record.mcp_servers) == ["db"]
+    assert record.deny_tools == ["shell(git push)", "shell(rm)"] and record.env_names == ["API_URL"]
+    assert '"deniedRequests": 2' in path.read_text()
+    status = CliRunner().invoke(main, ["status", "--json", str(path)])
+    assert json.loads(status.stdout)["tasks"][0]["deniedRequests"] == 2
+
+
+def test_a_run_without_rules_leaves_the_plan_as_before(tmp_path: Path) -> None:
+    path = write_plan(tmp_path / "plan.json")
+    data = json.loads(path.read_text())
+    data["tasks"] = [{"id": "a", "title": "A"}]
+    path.write_text(json.dumps(data, indent=2))
+    run(load_plan(path), path, MemoryAgent(), load_rules(load_plan(path), tmp_path, RuleOptions(), {}))
+    attempt = json.loads(path.read_text())["tasks"][0]["attempts"][0]
+    assert "rules" not in attempt and "deniedRequests" not in json.loads(path.read_text())["tasks"][0]
+
+
+def test_a_resume_shows_and_records_how_the_rules_changed_since_the_session_started(tmp_path: Path) -> None:
+    path = write_plan(tmp_path / "plan.json")
+    agent = MemoryAgent(behaviours={"api": Behaviour(hang=True)})
+    plan = load_plan(path)
+    before = load_rules(plan, tmp_path, RuleOptions(layer=RuleLayer(deny_tools=("shell(git push)",))), {})
+    executor = Executor(plan, agent, ExecutorOptions(tmp_path, rules=before), _Saver(path), [])
+
+    async def interrupted() -> None:
+        running = asyncio.create_task(executor.run())
+        while not agent.running:
+            await asyncio.sleep(0.001)
+        executor.interrupt()
+        await running
+
+    asyncio.run(interrupted())
+    plan = load_plan(path)
+    assert plan.task("api").status == "interrupted"
+    after = load_rules(plan, tmp_path, RuleOptions(layer=RuleLayer(model="gpt-5")), {})
+
+    async def recover() -> list[str]:
+        report = await inspect(plan, agent, None, None)
+        changed = changes_since_started(plan, after, report)
+        assert changed == {"api": ["deny -shell(git push)"]}  # the task's own model wins: no model change
+        recovery = await apply_choice(plan, replace(report, rules_changed=changed), "resume", agent)
+        return recovery.rules_changed["api"]
+
+    plan.execution = plan.execution or Execution()
+    assert asyncio.run(recover()) == ["deny -shell(git push)"]
+    save_plan(plan, path)
+    status = CliRunner().invoke(main, ["status", str(path)])
+    assert "api's rules changed since its session started: deny -shell(git push)" in status.stdout
+
+
+class _Saver:
+    def __init__(self, path: Path) -> None:
+        self._path = path
+
+    async def save(self, plan: Plan, changed: Collection[str] | None) -> None:
+        save_plan(plan, self._path)
+
+    def save_blocking(self, plan: Plan, changed: Collection[str] | None) -> None:
+        save_plan(plan, self._path)
