@@ -20,7 +20,7 @@ def write_plan(folder: Path, tasks: list[dict[str, Any]], **extra: Any) -> Path:
     return path
 
 
-BAD_TASKS = [
+BAD_TASKS: list[dict[str, Any]] = [
     {"id": "typo", "title": "t", "allowedTools": ["write"]},
     {"id": "model", "title": "t", "model": "gpt 5"},
     {"id": "pattern", "title": "t", "denyTools": ["shell(git push"]},
@@ -84,7 +84,7 @@ def test_doctor_lists_each_tasks_effective_rules_by_name_only(tmp_path: Path, mo
     (tmp_path / ".github" / "skills" / "python").mkdir(parents=True)
     config = tmp_path / "mcp.json"
     config.write_text(json.dumps({"mcpServers": {"db": {"command": "db", "env": {"TOKEN": "${DOCTOR_TOKEN}"}}}}))
-    tasks = [
+    tasks: list[dict[str, Any]] = [
         {"id": "api", "title": "t", "model": "gpt-5", "env": {"API_URL": "http://x"}, "allowTools": ["write"]},
         {"id": "ui", "title": "t", "reasoningEffort": "high"},
     ]
