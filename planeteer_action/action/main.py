@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from actions_toolkit import core
 
 from planeteer_action.action.context import ActionContext, step_variables
 from planeteer_action.action.delivery import action_deliverer, delivery_outputs
-from planeteer_action.action.inputs import ActionInputs, mask_secrets, read_inputs
+from planeteer_action.action.inputs import ActionInputs, mask_mcp_values, mask_secrets, read_inputs
 from planeteer_action.action.report import ActionLog, outputs, set_outputs, summary_markdown
 from planeteer_action.action.uploader import CheckpointSource, CheckpointUploader, UploadRecord
 from planeteer_action.checkpoints.naming import default_state_name
@@ -73,6 +74,7 @@ class StepState:
 def _setup(context: ActionContext) -> tuple[ActionInputs, str, StepState]:
     mask_secrets(context.variables)
     inputs = read_inputs(context.variables, context.workspace)
+    mask_mcp_values(inputs.rules, os.environ)
     plan = load_plan(inputs.plan)
     state_name = inputs.state_name or default_state_name(plan.id)
     state = StepState(context.runner_temp / "planeteer" / state_name)
@@ -190,6 +192,7 @@ def _run_config(inputs: ActionInputs, state: StepState, restored: Restored | Non
         on_interrupted=inputs.on_interrupted,
         recovery_source=restored.describe() if restored else None,
         isolation=inputs.isolation,
+        rules=inputs.rules,
     )
 
 

@@ -95,7 +95,7 @@ def rule_problems(plan: Plan, working_directory: Path, options: RuleOptions) -> 
         problems += task_problems(task)
     problems += find_skills(plan, skill_roots(working_directory, options.skills_dirs))[1]
     try:
-        _mcp_servers(options)
+        mcp_servers(options)
     except ConfigError as exc:
         problems.append(str(exc))
     return problems
@@ -109,7 +109,7 @@ def load_rules(
     if problems:
         raise RulesInvalid(problems)
     settings, _ = read_settings_file(working_directory)
-    servers = _mcp_servers(options)
+    servers = mcp_servers(options)
     where = f"MCP config {options.mcp_config}" if options.mcp_config else "MCP config"
     mcp = expand(servers, os.environ if environ is None else environ, where)
     skills, _ = find_skills(plan, skill_roots(working_directory, options.skills_dirs))
@@ -129,7 +129,8 @@ def layer_problems(layer: RuleLayer, where: str) -> list[str]:
     return problems
 
 
-def _mcp_servers(options: RuleOptions) -> dict[str, dict[str, object]]:
+def mcp_servers(options: RuleOptions) -> dict[str, dict[str, object]]:
+    """The MCP configuration's servers, checked, not expanded (none without a configuration)."""
     if options.mcp_config is not None:
         return read_mcp_config(options.mcp_config)
     if options.mcp_config_json is not None:
