@@ -7,9 +7,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
+from harness import make_workspace
 
 from planeteer_action.cli.main import main
+from planeteer_action.copilot.offline_model import OfflineModelServer
 
 SECRET = "doctor-must-not-show-this-9876"
 
@@ -137,3 +140,21 @@ def test_doctor_fails_the_rules_check_when_an_mcp_variable_is_unset(tmp_path: Pa
     assert result.exit_code == 2
     check = next(c for c in json.loads(result.stdout)["checks"] if c["name"] == "agent rules")
     assert check["ok"] is False and "uses ${UNSET_FOR_DOCTOR}, which is not set" in check["detail"]
+
+
+@pytest.mark.integration
+def test_a_real_run_records_each_attempts_rules_by_name(tmp_path: Path) -> None:
+    with OfflineModelServer() as model:
+        ws = make_workspace(tmp_path, model, {"api": []})
+        data = json.loads(ws.plan.read_text())
+        data["tasks"][0]["allowTools"] = ["shell(npm test)"]
+        ws.plan.write_text(json.dumps(data, indent=2))
+        result = ws.run("run", "--isolation", "shared", "--deny-tool", "shell(git push)")
+    assert result.returncode == 0, result.stderr
+    record = ws.load().task("api").attempts[0].rules
+    assert record is not None
+    assert (record.model, record.allow_tools, record.deny_tools) == (
+        "scripted",
+        ["shell(npm test)"],
+        ["shell(git push)"],
+    )
