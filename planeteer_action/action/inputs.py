@@ -140,6 +140,7 @@ def _rule_inputs(variables: Mapping[str, str], workspace: Path) -> RuleOptions:
         mcp_config=mcp_path,
         mcp_config_json=mcp_text if mcp_path is None else None,
         skills_dirs=((workspace / skills_dir).resolve(),) if skills_dir else (),
+        source="inputs",
     )
     mcp_servers(options)  # its form checked here; its `${VAR}`s when the run starts
     return options

@@ -42,6 +42,8 @@ class RuleOptions:
     # The action's `mcp-config` given inline rather than as a file.
     mcp_config_json: str | None = field(default=None, repr=False)
     skills_dirs: tuple[Path, ...] = ()
+    # How a problem with them is introduced: they are the command line's, or the action's inputs.
+    source: str = "command line"
 
 
 @dataclass(frozen=True)
@@ -90,7 +92,7 @@ class PlanRules:
 def rule_problems(plan: Plan, working_directory: Path, options: RuleOptions) -> list[str]:
     """Every problem with the plan's agent settings and the run's, one line each; nothing is expanded."""
     _, problems = read_settings_file(working_directory)
-    problems += layer_problems(options.layer, "command line")
+    problems += layer_problems(options.layer, options.source)
     for task in plan.tasks:
         problems += task_problems(task)
     problems += find_skills(plan, skill_roots(working_directory, options.skills_dirs))[1]
