@@ -12,8 +12,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 from memory_agent import Behaviour, MemoryAgent
+from rich.console import Console
 
-from planeteer_action.cli.display import JsonLines, LineLog
+from planeteer_action.cli.display import JsonLines, LineLog, LiveView
 from planeteer_action.cli.main import main
 from planeteer_action.engine.events import Event, Listener, ToolDenied
 from planeteer_action.engine.executor import Executor, ExecutorOptions
@@ -47,17 +48,20 @@ def mcp_config(folder: Path) -> Path:
     return config
 
 
-def run(plan: Plan, path: Path, agent: MemoryAgent, rules: PlanRules) -> list[Event]:
+def run(plan: Plan, path: Path, agent: MemoryAgent, rules: PlanRules) -> tuple[list[Event], str]:
+    """Run it with every view listening: the events, and what the JSON lines, the log and the terminal showed."""
     events: list[Event] = []
     out = io.StringIO()
+    live = LiveView(plan, Console(file=out, width=200))
     saver = BackgroundPlanWriter(path)
-    listeners: list[Listener] = [events.append, JsonLines(out), LineLog(out)]
+    listeners: list[Listener] = [events.append, JsonLines(out), LineLog(out), live]
     executor = Executor(plan, agent, ExecutorOptions(path.parent, rules=rules), saver, listeners)
     asyncio.run(executor.run())
+    live.close()
     saver.close()
-    events_text = out.getvalue()
-    assert SECRET not in events_text and SECRET not in path.read_text()
-    return events
+    shown = out.getvalue()
+    assert SECRET not in shown and SECRET not in path.read_text()
+    return events, shown
 
 
 def test_each_session_gets_its_tasks_rules_and_each_denial_is_counted_shown_and_saved(tmp_path: Path) -> None:
@@ -66,7 +70,7 @@ def test_each_session_gets_its_tasks_rules_and_each_denial_is_counted_shown_and_
     options = RuleOptions(layer=layer, mcp_config=mcp_config(tmp_path))
     rules = load_rules(load_plan(path), tmp_path, options, {"DB_TOKEN": SECRET})
     agent = MemoryAgent(behaviours={"api": Behaviour(denied=("shell(git push origin main)", "shell(rm -rf /)"))})
-    events = run(load_plan(path), path, agent, rules)
+    events, shown = run(load_plan(path), path, agent, rules)
 
     api, ui = agent.requests
     assert api.rules.model == "gpt-4.1" and ui.rules.model == "gpt-5"
@@ -87,6 +91,14 @@ def test_each_session_gets_its_tasks_rules_and_each_denial_is_counted_shown_and_
     assert '"deniedRequests": 2' in path.read_text()
     status = CliRunner().invoke(main, ["status", "--json", str(path)])
     assert json.loads(status.stdout)["tasks"][0]["deniedRequests"] == 2
+    assert "Denied" in CliRunner().invoke(main, ["status", str(path)]).stdout
+    lines = shown.splitlines()
+    assert any(line.endswith("task api: DENIED shell(rm -rf /) (it did not run; 2 denied so far)") for line in lines)
+    assert sum('"event": "tool_denied"' in line for line in lines) == 2
+    header = next(line for line in lines if line.lstrip().startswith("Task"))
+    assert header.replace("┃", " ").split() == ["Task", "Status", "Time", "Session", "Denied", "Result"]
+    api_row = next(line for line in lines if line.startswith("api ")).replace("│", " ").split()
+    assert api_row[:2] == ["api", "done"] and api_row[4:6] == ["2", "did"]
 
 
 def test_a_run_without_rules_leaves_the_plan_as_before(tmp_path: Path) -> None:
@@ -94,7 +106,8 @@ def test_a_run_without_rules_leaves_the_plan_as_before(tmp_path: Path) -> None:
     data = json.loads(path.read_text())
     data["tasks"] = [{"id": "a", "title": "A"}]
     path.write_text(json.dumps(data, indent=2))
-    run(load_plan(path), path, MemoryAgent(), load_rules(load_plan(path), tmp_path, RuleOptions(), {}))
+    _, shown = run(load_plan(path), path, MemoryAgent(), load_rules(load_plan(path), tmp_path, RuleOptions(), {}))
+    assert "Denied" not in shown
     attempt = json.loads(path.read_text())["tasks"][0]["attempts"][0]
     assert "rules" not in attempt and "deniedRequests" not in json.loads(path.read_text())["tasks"][0]
 
