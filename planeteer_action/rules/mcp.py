@@ -90,11 +90,6 @@ def expand(servers: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str],
     return McpServers(expanded, hashes, tuple(dict.fromkeys(value for value in secrets if value)))
 
 
-def variables_used(servers: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """The environment variables the configuration takes values from, in order of first use."""
-    return list(dict.fromkeys(_VARIABLE.findall(json.dumps(servers))))
-
-
 def _server_problem(server: Any) -> str | None:
     if not isinstance(server, dict):
         return "expected an object with `command` (a local server) or `url` (a remote one)"
