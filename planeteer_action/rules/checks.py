@@ -42,7 +42,6 @@ _MEANT = {
     "customagent": "agent",
     "agentname": "agent",
 }
-TASK_SETTINGS = ("model", "reasoningEffort", "env", "allowTools", "denyTools", "agent")
 
 
 def model_problem(value: str, where: str) -> str | None:
