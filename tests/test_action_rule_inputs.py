@@ -79,27 +79,47 @@ def test_every_value_an_mcp_variable_takes_is_masked(tmp_path: Path, capsys: pyt
     assert capsys.readouterr().out.splitlines() == ["::add-mask::tok-123456789"]
 
 
-def test_an_unset_mcp_variable_stops_the_action_with_one_error_and_exit_2(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def _action_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **inputs: str) -> int:
+    """The run step as the runner starts it in this workspace; its exit code."""
     for name, value in {
-        **given(mcp_config=json.dumps(MCP)),
+        **given(**inputs),
         "GITHUB_WORKSPACE": str(tmp_path),
         "RUNNER_TEMP": str(tmp_path / "temp"),
         "GITHUB_REPOSITORY": "octo/app",
         "GITHUB_RUN_ID": "1",
     }.items():
         monkeypatch.setenv(name, value)
-    monkeypatch.delenv("DB_TOKEN", raising=False)
     monkeypatch.delenv("PLANETEER_STEP_VARIABLES_FD", raising=False)
     with pytest.raises(SystemExit) as exited:
         main(["run"])
-    assert exited.value.code == 2
+    return int(str(exited.value.code))
+
+
+def test_an_unset_mcp_variable_stops_the_action_with_one_error_and_exit_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.delenv("DB_TOKEN", raising=False)
+    assert _action_step(tmp_path, monkeypatch, mcp_config=json.dumps(MCP)) == 2
     errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::error")]
     assert errors == [
         "::error::input `mcp-config`: server 'db' uses ${DB_TOKEN}, which is not set: set it in the environment "
         "that starts planeteer (its value is never saved)"
     ]
+
+
+def test_a_bad_task_setting_stops_the_action_before_anything_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plan = {"id": "p", "name": "n", "tasks": [{"id": "a", "title": "t", "denyTools": ["shell("]}]}
+    (tmp_path / "p.json").write_text(json.dumps(plan))
+    before = (tmp_path / "p.json").read_bytes()
+    assert _action_step(tmp_path, monkeypatch) == 2
+    errors = [line for line in capsys.readouterr().out.splitlines() if line.startswith("::error")]
+    assert errors == [
+        "::error::task 'a' denyTools: tool pattern 'shell(' is not `kind` or `kind(argument)`: write e.g. "
+        "`shell(git push)` or `write`"
+    ]
+    assert (tmp_path / "p.json").read_bytes() == before
 
 
 def test_the_job_summary_counts_denials_per_task_and_names_changed_rules() -> None:

@@ -35,6 +35,7 @@ from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifacts
 from planeteer_action.gitinfo import git
 from planeteer_action.plan.store import load_plan, write_atomic
+from planeteer_action.rules.resolve import load_rules
 from planeteer_action.runner import ProviderSettings, RunConfig, run_plan
 
 # After a cancellation the runner sends SIGTERM 7.5 s after SIGINT; the clean stop takes part of that.
@@ -109,6 +110,7 @@ def _warnings(context: ActionContext, inputs: ActionInputs) -> list[str]:
 
 def run_step(context: ActionContext) -> int:
     inputs, state_name, state = _setup(context)
+    load_rules(load_plan(inputs.plan), inputs.working_directory, inputs.rules)  # bad rules: exit 2 before anything
     report = state.read_report()
     base = report.get("base_commit") or git(inputs.working_directory, "rev-parse", "HEAD")
     report = {"base_commit": base}
