@@ -9,16 +9,19 @@ import json
 from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import pytest
 from click.testing import CliRunner
 from memory_agent import Behaviour, MemoryAgent
 from rich.console import Console
 
 from planeteer_action.cli.display import JsonLines, LineLog, LiveView
 from planeteer_action.cli.main import main
+from planeteer_action.cli.run import _ask_recovery
 from planeteer_action.engine.events import Event, Listener, ToolDenied
 from planeteer_action.engine.executor import Executor, ExecutorOptions
-from planeteer_action.engine.recovery import apply_choice, inspect
+from planeteer_action.engine.recovery import RecoveryReport, UnfinishedTask, apply_choice, inspect
 from planeteer_action.engine.rules import ToolPattern
 from planeteer_action.plan.model import Execution, Plan
 from planeteer_action.plan.store import BackgroundPlanWriter, load_plan, save_plan
@@ -143,6 +146,22 @@ def test_a_resume_shows_and_records_how_the_rules_changed_since_the_session_star
     save_plan(plan, path)
     status = CliRunner().invoke(main, ["status", str(path)])
     assert "api's rules changed since its session started: deny -shell(git push)" in status.stdout
+
+    agent.behaviours.clear()
+    asyncio.run(Executor(plan, agent, ExecutorOptions(tmp_path, rules=after), _Saver(path), []).run())
+    resumed = next(r for r in agent.requests if r.mode == "resume")
+    assert resumed.session_id == plan.task("api").attempts[0].session_id
+    assert resumed.rules == after.session_rules(plan.task("api"))  # the resumed session is given its rules again
+    assert plan.task("api").attempts[-1].rules == after.record(plan.task("api"))
+
+
+def test_a_recovery_question_shows_the_changed_rules(capsys: pytest.CaptureFixture[str], monkeypatch: Any) -> None:
+    found = UnfinishedTask("api", "interrupted", "planeteer-x-api-a1", "resumable", None)
+    report = RecoveryReport([found], [], rules_changed={"api": ["deny -shell(git push)", "model a -> b"]})
+    monkeypatch.setattr("click.prompt", lambda *args, **kwargs: "r")
+    assert _ask_recovery(report) == "resume"
+    shown = " ".join(capsys.readouterr().err.split())
+    assert "api: its rules changed since its session started: deny -shell(git push); model a -> b" in shown
 
 
 class _Saver:

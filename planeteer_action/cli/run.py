@@ -195,13 +195,13 @@ def _ask_recovery(report: RecoveryReport) -> RecoveryChoice:
         table.add_column(column)
     for task in report.unfinished:
         found = "its session exists: can resume" if task.state == "resumable" else "session gone: must start fresh"
-        if report.rules_changed.get(task.task_id):
-            found += "\nrules changed since it started: " + "; ".join(report.rules_changed[task.task_id])
         table.add_row(f"{task.task_id}\n{task.session_id or '-'}", task.status, found, _ago(task.last_activity))
     for orphan in report.orphans:
         stamp = orphan.modified_time.isoformat() if orphan.modified_time else None
         table.add_row(orphan.session_id, "orphan", "this plan's session, held by no task", _ago(stamp))
     console.print(table)
+    for task_id, changes in report.rules_changed.items():
+        console.print(f"{task_id}: its rules changed since its session started: {'; '.join(changes)}", markup=False)
     console.print(
         "[bold]r[/]esume the interrupted tasks in their own sessions, start them [bold]f[/]resh, "
         "or [bold]c[/]lean up their sessions and run nothing?"
