@@ -90,7 +90,7 @@ def task_problems(task: Task) -> list[str]:
         for key in (task.model_extra or {})
         if _normal(key) in _MEANT
     ]
-    problems += _scalar_problems(task.model, task.reasoning_effort, task.agent, where)
+    problems += scalar_problems(task.model, task.reasoning_effort, task.agent, where)
     problems += pattern_problems(task.allow_tools, f"{where} allowTools")
     problems += pattern_problems(task.deny_tools, f"{where} denyTools")
     problems += env_problems(task.env, f"{where} env")
@@ -111,10 +111,11 @@ def settings_problems(data: Mapping[str, Any], where: str) -> list[str]:
             problems += pattern_problems(value, f"{where} {key}")
     if problems:
         return problems
-    return _scalar_problems(data.get("model"), data.get("reasoningEffort"), data.get("agent"), where)
+    return scalar_problems(data.get("model"), data.get("reasoningEffort"), data.get("agent"), where)
 
 
-def _scalar_problems(model: str | None, effort: str | None, agent: str | None, where: str) -> list[str]:
+def scalar_problems(model: str | None, effort: str | None, agent: str | None, where: str) -> list[str]:
+    """Model, reasoning effort and agent, each where it is set."""
     found = [
         model_problem(model, where) if model is not None else None,
         effort_problem(effort, where) if effort is not None else None,

@@ -17,7 +17,7 @@ from pathlib import Path
 from planeteer_action.engine.rules import SessionRules, ToolPattern
 from planeteer_action.errors import ConfigError
 from planeteer_action.plan.model import Plan, RulesRecord, Task
-from planeteer_action.rules.checks import agent_problem, effort_problem, model_problem, pattern_problems, task_problems
+from planeteer_action.rules.checks import pattern_problems, scalar_problems, task_problems
 from planeteer_action.rules.mcp import McpServers, expand, parse_mcp_config, read_mcp_config
 from planeteer_action.rules.record import is_empty, json_fingerprint
 from planeteer_action.rules.settings_file import RuleLayer, read_settings_file
@@ -112,7 +112,7 @@ def load_rules(
         raise RulesInvalid(problems)
     settings, _ = read_settings_file(working_directory)
     servers = mcp_servers(options)
-    where = f"MCP config {options.mcp_config}" if options.mcp_config else "MCP config"
+    where = f"MCP config {options.mcp_config}" if options.mcp_config else "input `mcp-config`"
     mcp = expand(servers, os.environ if environ is None else environ, where)
     skills, _ = find_skills(plan, skill_roots(working_directory, options.skills_dirs))
     hashes = {name: folder_fingerprint(folder) for name, folder in skills.items()}
@@ -120,12 +120,7 @@ def load_rules(
 
 
 def layer_problems(layer: RuleLayer, where: str) -> list[str]:
-    found = [
-        model_problem(layer.model, where) if layer.model else None,
-        effort_problem(layer.reasoning_effort, where) if layer.reasoning_effort else None,
-        agent_problem(layer.agent, where) if layer.agent else None,
-    ]
-    problems = [problem for problem in found if problem]
+    problems = scalar_problems(layer.model, layer.reasoning_effort, layer.agent, where)
     problems += pattern_problems(layer.allow_tools, f"{where} allowed tools")
     problems += pattern_problems(layer.deny_tools, f"{where} denied tools")
     return problems
