@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import sys
@@ -40,6 +41,8 @@ from planeteer_action.plan.lock import PlanLock
 from planeteer_action.plan.model import Execution, Isolation, Plan, Recovery, RecoveryChoice, utc_now
 from planeteer_action.plan.operations import count_statuses
 from planeteer_action.plan.store import BackgroundPlanWriter, load_plan
+from planeteer_action.rules.record import changes_since_started
+from planeteer_action.rules.resolve import PlanRules, RuleOptions, load_rules
 from planeteer_action.worktrees.tasks import PlanWorktrees
 from planeteer_action.worktrees.workspaces import WorktreeWorkspaces
 
@@ -81,6 +84,8 @@ class RunConfig:
     on_interrupted: RecoveryChoice | None = None
     recovery_source: str | None = None
     isolation: Isolation = "shared"
+    # The agents' rules from the command line or the action's inputs (`model` above is their model).
+    rules: RuleOptions = field(default_factory=RuleOptions)
     # A test's seam: called after each step of finishing an isolated task (see engine.workspaces).
     on_finish_step: Callable[[str, FinishStep], None] | None = None
 
@@ -199,7 +204,8 @@ async def run_plan(
 ) -> RunOutcome:
     """Run the plan at `config.plan_path` to the end, or until interrupted. Raises PlaneteerError on bad input."""
     check_config(config)
-    load_plan(config.plan_path)  # a bad plan is refused before anything, even the lock file, is written
+    # A bad plan, or bad rules, are refused before anything, even the lock file, is written.
+    rules = load_rules(load_plan(config.plan_path), config.working_directory, _rule_options(config))
     lock = PlanLock(config.plan_path)
     lock.acquire()
     if lock.taken_over is not None:
@@ -208,14 +214,21 @@ async def run_plan(
             listener(LockTakenOver(pid=owner.pid, host=owner.host, since=owner.since))
     try:
         # Read again under the lock: another run may have saved it since.
-        return await _run_locked(load_plan(config.plan_path), config, listeners, choose)
+        return await _run_locked(load_plan(config.plan_path), config, rules, listeners, choose)
     finally:
         lock.release()
+
+
+def _rule_options(config: RunConfig) -> RuleOptions:
+    """The command line's rules, with its `--model` as every task's model unless a task names its own."""
+    layer = dataclasses.replace(config.rules.layer, model=config.model or config.rules.layer.model)
+    return dataclasses.replace(config.rules, layer=layer)
 
 
 async def _run_locked(
     plan: Plan,
     config: RunConfig,
+    rules: PlanRules,
     listeners: list[Listener],
     choose: ChooseRecovery | None,
 ) -> RunOutcome:
@@ -238,6 +251,7 @@ async def _run_locked(
             # Isolated tasks' sessions carry their task branch, not the checkout's: list the repository's.
             branch = context.branch if worktrees is None else None
             report = await inspect(plan, agent, context.repository, branch)
+            report = dataclasses.replace(report, rules_changed=changes_since_started(plan, rules, report))
             if report.needs_decision:
                 choice = config.on_interrupted or (choose(report) if choose else "resume")
                 recovery = await apply_choice(plan, report, choice, agent, source=config.recovery_source)
@@ -251,6 +265,7 @@ async def _run_locked(
                 quiet_timeout=config.task_timeout,
                 workspaces=WorktreeWorkspaces(worktrees) if worktrees else None,
                 on_finish_step=config.on_finish_step,
+                rules=rules,
             )
             executor = interrupts.executor = Executor(plan, agent, options, saver, listeners)
             result = await executor.run()

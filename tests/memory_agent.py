@@ -25,6 +25,8 @@ class Behaviour:
     seconds: float = 0.0
     fail: str | None = None
     hang: bool = False
+    # Tool requests the rules deny during the turn: each is reported through the request's `on_denied`.
+    denied: tuple[str, ...] = ()
 
 
 @dataclass
@@ -37,6 +39,7 @@ class MemoryAgent:
     repository: str | None = "octo/demo"
     branch: str | None = "main"
     created_at: dict[str, datetime] = field(default_factory=dict)
+    requests: list[TurnRequest] = field(default_factory=list)
 
     async def start(self) -> None:
         return None
@@ -54,12 +57,15 @@ class MemoryAgent:
         elif request.session_id not in self.sessions:
             raise SessionNotFound(f"session {request.session_id} not found")
         self.sessions[request.session_id].append(request.prompt)
+        self.requests.append(request)
         self.log.append(("start", task_id, request.session_id))
         behaviour = self.behaviours.get(task_id, Behaviour())
         self.running += 1
         self.peak = max(self.peak, self.running)
         try:
             request.on_activity("working")
+            for description in behaviour.denied:
+                request.on_denied(description)
             if behaviour.hang:
                 await asyncio.Event().wait()
             await asyncio.sleep(behaviour.seconds)

@@ -92,6 +92,7 @@ def test_missing_file_names_the_path(tmp_path: Path) -> None:
 
 
 def test_valid_plan_passes(plan_file: Path) -> None:
-    result = CliRunner().invoke(main, ["validate", "--json", str(plan_file)])
+    (plan_file.parent.parent / ".github" / "skills" / "python").mkdir(parents=True)  # the plan's enabled skill
+    result = CliRunner().invoke(main, ["validate", "--json", "--workdir", str(plan_file.parent.parent), str(plan_file)])
     assert result.exit_code == 0
     assert json.loads(result.stdout) == {"valid": True, "planId": "plan-1732492800000", "tasks": 4}

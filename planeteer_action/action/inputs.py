@@ -12,12 +12,19 @@ from actions_toolkit import core
 
 from planeteer_action.delivery.deliverer import DELIVER_MODES, DeliverMode
 from planeteer_action.engine.recovery import RECOVERY_CHOICES
+from planeteer_action.engine.rules import ToolPattern
 from planeteer_action.engine.wording import parse_duration
 from planeteer_action.errors import ConfigError
 from planeteer_action.plan.model import Isolation, RecoveryChoice
+from planeteer_action.rules.mcp import expand
+from planeteer_action.rules.resolve import RuleOptions, mcp_servers
+from planeteer_action.rules.settings_file import RuleLayer
 
 ISOLATION_MODES: tuple[str, ...] = get_args(Isolation)
 SECRET_INPUTS = ("copilot-token", "provider-api-key", "github-token", "state-key")
+# Denied in a workflow unless `allowed-tools` names them: planeteer itself delivers the result (`deliver`), and
+# a workflow an agent wrote would run with this repository's secrets.
+DEFAULT_DENIED_TOOLS = ("shell(git push)", "write(.github/workflows)")
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,7 @@ class ActionInputs:
     isolation: Isolation = "worktree"
     deliver: DeliverMode = "pull-request"
     commit_plan: bool = False
+    rules: RuleOptions = field(default_factory=RuleOptions)
     copilot_token: str | None = field(default=None, repr=False)
     provider_api_key: str | None = field(default=None, repr=False)
     github_token: str | None = field(default=None, repr=False)
@@ -99,6 +107,7 @@ def read_inputs(variables: Mapping[str, str], workspace: Path) -> ActionInputs:
         isolation=isolation,  # type: ignore[arg-type]  # checked against ISOLATION_MODES above
         deliver=deliver,  # type: ignore[arg-type]  # checked against DELIVER_MODES above
         commit_plan=_boolean(variables, "commit-plan") == "true",
+        rules=_rule_inputs(variables, workspace),
         copilot_token=_get(variables, "copilot-token"),
         provider_api_key=_get(variables, "provider-api-key"),
         github_token=_get(variables, "github-token"),
@@ -111,3 +120,46 @@ def _boolean(variables: Mapping[str, str], name: str) -> str:
     if text not in ("true", "false"):
         raise ConfigError(f"input `{name}` must be true or false, got {text!r}")
     return text
+
+
+def _rule_inputs(variables: Mapping[str, str], workspace: Path) -> RuleOptions:
+    """`allowed-tools`, `denied-tools` (the defaults added unless allowed), `mcp-config`, `skills-dir`."""
+    allowed = _patterns(variables, "allowed-tools")
+    denied = [*(p for p in DEFAULT_DENIED_TOOLS if p not in allowed), *_patterns(variables, "denied-tools")]
+    mcp_text = _get(variables, "mcp-config")
+    mcp_path = None
+    if mcp_text is not None and not mcp_text.startswith("{"):
+        mcp_path = workspace / mcp_text
+        if not mcp_path.is_file():
+            raise ConfigError(f"input `mcp-config`: no file {mcp_path}: give inline JSON or a path in the workspace")
+    skills_dir = _get(variables, "skills-dir")
+    if skills_dir is not None and not (workspace / skills_dir).is_dir():
+        raise ConfigError(f"input `skills-dir` {workspace / skills_dir} is not a folder in the workspace")
+    options = RuleOptions(
+        layer=RuleLayer(allow_tools=tuple(allowed), deny_tools=tuple(dict.fromkeys(denied))),
+        mcp_config=mcp_path,
+        mcp_config_json=mcp_text if mcp_path is None else None,
+        skills_dirs=((workspace / skills_dir).resolve(),) if skills_dir else (),
+        source="inputs",
+    )
+    mcp_servers(options)  # its form checked here; its `${VAR}`s when the run starts
+    return options
+
+
+def _patterns(variables: Mapping[str, str], name: str) -> list[str]:
+    """Patterns one per line or comma-separated (a comma inside parentheses belongs to its pattern)."""
+    patterns: list[str] = []
+    for line in (_get(variables, name) or "").splitlines():
+        for text in re.split(r",(?![^()]*\))", line):
+            if text.strip():
+                try:
+                    patterns.append(str(ToolPattern.parse(text)))
+                except ValueError as exc:
+                    raise ConfigError(f"input `{name}`: {exc}") from None
+    return list(dict.fromkeys(patterns))
+
+
+def mask_mcp_values(rules: RuleOptions, environ: Mapping[str, str]) -> None:
+    """Register every value `${VAR}` takes in the MCP configuration with the runner before anything could print it."""
+    for value in expand(mcp_servers(rules), environ, "input `mcp-config`").secrets:
+        core.set_secret(value)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +21,7 @@ from actions_toolkit import core
 
 from planeteer_action.action.context import ActionContext, step_variables
 from planeteer_action.action.delivery import action_deliverer, delivery_outputs
-from planeteer_action.action.inputs import ActionInputs, mask_secrets, read_inputs
+from planeteer_action.action.inputs import ActionInputs, mask_mcp_values, mask_secrets, read_inputs
 from planeteer_action.action.report import ActionLog, outputs, set_outputs, summary_markdown
 from planeteer_action.action.uploader import CheckpointSource, CheckpointUploader, UploadRecord
 from planeteer_action.checkpoints.naming import default_state_name
@@ -34,6 +35,7 @@ from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifacts
 from planeteer_action.gitinfo import git
 from planeteer_action.plan.store import load_plan, write_atomic
+from planeteer_action.rules.resolve import load_rules
 from planeteer_action.runner import ProviderSettings, RunConfig, run_plan
 
 # After a cancellation the runner sends SIGTERM 7.5 s after SIGINT; the clean stop takes part of that.
@@ -73,6 +75,7 @@ class StepState:
 def _setup(context: ActionContext) -> tuple[ActionInputs, str, StepState]:
     mask_secrets(context.variables)
     inputs = read_inputs(context.variables, context.workspace)
+    mask_mcp_values(inputs.rules, os.environ)
     plan = load_plan(inputs.plan)
     state_name = inputs.state_name or default_state_name(plan.id)
     state = StepState(context.runner_temp / "planeteer" / state_name)
@@ -107,6 +110,7 @@ def _warnings(context: ActionContext, inputs: ActionInputs) -> list[str]:
 
 def run_step(context: ActionContext) -> int:
     inputs, state_name, state = _setup(context)
+    load_rules(load_plan(inputs.plan), inputs.working_directory, inputs.rules)  # bad rules: exit 2 before anything
     report = state.read_report()
     base = report.get("base_commit") or git(inputs.working_directory, "rev-parse", "HEAD")
     report = {"base_commit": base}
@@ -190,6 +194,7 @@ def _run_config(inputs: ActionInputs, state: StepState, restored: Restored | Non
         on_interrupted=inputs.on_interrupted,
         recovery_source=restored.describe() if restored else None,
         isolation=inputs.isolation,
+        rules=inputs.rules,
     )
 
 

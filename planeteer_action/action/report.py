@@ -121,18 +121,27 @@ def summary_markdown(plan: Plan, report: dict[str, Any], warnings: list[str], ru
                 parts.append(f"started fresh {', '.join(recovery.restarted)};")
             if recovery.deleted_sessions:
                 parts.append(f"deleted {len(recovery.deleted_sessions)} session(s).")
+            parts += [
+                f"{task_id}'s rules changed since its session started: {'; '.join(changes)}."
+                for task_id, changes in recovery.rules_changed.items()
+            ]
             lines.append(" ".join(parts))
     if report.get("checkpoint"):
         lines.append(f"**Checkpoint:** `{report['checkpoint']}` (workflow artifact; a re-run continues from it).")
     for warning in warnings:
         lines.append(f"> [!WARNING]\n> {warning}")
-    lines += ["", "| Task | Status | Duration | Session | Attempts |", "| --- | --- | --- | --- | --- |"]
+    denied = sum(task.denied_requests for task in plan.tasks)
+    if denied:
+        lines.append(f"**Denied:** {denied} tool request(s) the rules refused (they never ran); see the Denied column.")
+    # The Denied column appears only when a request was denied, so a run without rules reads as before.
+    extra = " Denied |" if denied else ""
+    lines += ["", f"| Task | Status | Duration | Session | Attempts |{extra}", "| --- " * (6 if denied else 5) + "|"]
     shown = shown_statuses(plan)
     for task in plan.tasks[:MAX_SUMMARY_ROWS]:
         history = "; ".join(f"#{a.number} {a.reason}: {a.outcome}" for a in task.attempts)
         lines.append(
             f"| {_cell(task.id)} | {shown[task.id]} | {format_duration(time_spent(task)) if task.attempts else ''} | "
-            f"`{task.session_id or ''}` | {_cell(history)} |"
+            f"`{task.session_id or ''}` | {_cell(history)} |" + (f" {task.denied_requests or ''} |" if denied else "")
         )
     if len(plan.tasks) > MAX_SUMMARY_ROWS:
         lines.append(f"\n_{len(plan.tasks) - MAX_SUMMARY_ROWS} more tasks not shown: `planeteer status` lists all._")

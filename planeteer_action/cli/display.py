@@ -27,6 +27,7 @@ from planeteer_action.engine.events import (
     TaskFailed,
     TaskInterrupted,
     TaskStarted,
+    ToolDenied,
 )
 from planeteer_action.engine.wording import describe, first_line, format_duration
 from planeteer_action.plan.model import Plan
@@ -58,6 +59,7 @@ class _Row:
     elapsed: float | None = None
     activity: str = ""
     attempts: int = 0
+    denied: int = 0
 
 
 @dataclass
@@ -68,7 +70,12 @@ class _Board:
 
     @classmethod
     def from_plan(cls, plan: Plan) -> _Board:
-        return cls({t.id: _Row(t.title, t.status, t.session_id, attempts=len(t.attempts)) for t in plan.tasks})
+        return cls(
+            {
+                t.id: _Row(t.title, t.status, t.session_id, attempts=len(t.attempts), denied=t.denied_requests)
+                for t in plan.tasks
+            }
+        )
 
     def apply(self, event: Event) -> None:
         task_id = getattr(event, "task_id", None)
@@ -81,6 +88,9 @@ class _Board:
             row.activity = "resuming its session" if event.mode == "resume" else "starting"
         elif isinstance(event, TaskActivity):
             row.activity = event.text
+        elif isinstance(event, ToolDenied):
+            row.denied = event.denied
+            row.activity = f"denied: {event.description}"
         elif isinstance(event, TaskDone | TaskFailed | TaskInterrupted):
             row.status = {TaskDone: "done", TaskFailed: "failed", TaskInterrupted: "interrupted"}[type(event)]
             if row.started is not None:
@@ -97,7 +107,10 @@ class _Board:
 
     def table(self, *, live: bool) -> Table:
         table = Table(expand=live, show_edge=False, pad_edge=False)
-        for column in ("Task", "Status", "Time", "Session", "Now" if live else "Result"):
+        # Tool requests the rules denied: a column only once there is one, so a run without rules looks as before.
+        denials = any(row.denied for row in self.rows.values())
+        columns = ("Task", "Status", "Time", "Session", *(["Denied"] if denials else []), "Now" if live else "Result")
+        for column in columns:
             table.add_column(column, overflow="ellipsis", no_wrap=True, ratio=3 if column in "NowResult" else None)
         rows = list(self.rows.items())
         if live and len(rows) > _LIVE_ROW_LIMIT:
@@ -111,6 +124,7 @@ class _Board:
                 Text(row.status, style=STATUS_STYLE.get(row.status, "")),
                 format_duration(elapsed),
                 row.session_id or "",
+                *([str(row.denied or "")] if denials else []),
                 row.activity.replace("\n", " ")[:200],
             )
         return table

@@ -10,37 +10,53 @@ from typing import Any
 import click
 from rich.table import Table
 
-from planeteer_action.cli.common import JSON_OPTION, PLAN_ARGUMENT, console
+from planeteer_action.cli.common import JSON_OPTION, PLAN_ARGUMENT, WORKDIR_OPTION, console, fail
 from planeteer_action.cli.display import STATUS_STYLE
+from planeteer_action.cli.rules_options import rule_options
 from planeteer_action.engine.wording import format_duration
-from planeteer_action.errors import EXIT_OK, EXIT_TASKS_FAILED, PlaneteerError
+from planeteer_action.errors import EXIT_BAD_INPUT, EXIT_OK, EXIT_TASKS_FAILED, PlaneteerError
 from planeteer_action.plan.markdown import short_commit
 from planeteer_action.plan.model import Plan
 from planeteer_action.plan.operations import retry_tasks, status_summary
 from planeteer_action.plan.store import load_plan
+from planeteer_action.rules.resolve import RuleOptions, rule_problems
 
 
 @click.command()
 @PLAN_ARGUMENT
+@WORKDIR_OPTION
+@rule_options
 @JSON_OPTION
-def validate(plan: Path, as_json: bool) -> None:
+def validate(plan: Path, workdir: Path, as_json: bool, rules: RuleOptions) -> None:
     """Check PLAN without running it: JSON syntax, fields and types, duplicate ids, unknown
-    dependencies and cycles. Changes nothing. Exit 0 when the plan can run, 2 when it cannot.
+    dependencies and cycles; then the agents' settings: each task's model, reasoningEffort, env, allowTools,
+    denyTools and agent, `.planeteer/settings.json`, the enabled skills' folders, the rule options given.
+    Changes nothing. Exit 0 when the plan can run, 2 when it cannot (one line per problem).
 
     \b
     Example:
       planeteer validate .planeteer/app.json
+      planeteer validate .planeteer/app.json --skills-dir ~/skills --mcp-config mcp.json
     """
-    if not as_json:
-        loaded = load_plan(plan)
-        click.echo(f"{plan}: valid plan {loaded.name!r} with {len(loaded.tasks)} tasks")
-        return
     try:
         loaded = load_plan(plan)
     except PlaneteerError as exc:
+        if not as_json:
+            raise
         click.echo(json.dumps({"valid": False, "error": str(exc)}))
         sys.exit(exc.exit_code)
-    click.echo(json.dumps({"valid": True, "planId": loaded.id, "tasks": len(loaded.tasks)}))
+    problems = rule_problems(loaded, workdir.resolve(), rules)
+    if as_json:
+        verdict = {"valid": True, "planId": loaded.id, "tasks": len(loaded.tasks)}
+        if problems:
+            verdict = {"valid": False, "error": problems[0], "problems": problems}
+        click.echo(json.dumps(verdict))
+        sys.exit(EXIT_BAD_INPUT if problems else EXIT_OK)
+    for problem in problems[:-1]:
+        click.echo(f"planeteer: error: {problem}", err=True)
+    if problems:
+        fail(problems[-1])
+    click.echo(f"{plan}: valid plan {loaded.name!r} with {len(loaded.tasks)} tasks")
 
 
 @click.command()
@@ -72,7 +88,9 @@ def _print_status(plan: Plan, summary: dict[str, Any]) -> None:
     table = Table(show_edge=False, pad_edge=False)
     # Worktree isolation records each task's merge commit; a shared-tree plan has none to show.
     commits = any(entry["commit"] for entry in summary["tasks"])
-    for column in ("Task", "Status", "Session", *(["Commit"] if commits else []), "Attempts", "Time", "Result"):
+    denials = any(entry["deniedRequests"] for entry in summary["tasks"])
+    optional = [*(["Commit"] if commits else []), "Attempts", "Time", *(["Denied"] if denials else [])]
+    for column in ("Task", "Status", "Session", *optional, "Result"):
         minimum = 10 if column == "Result" else None
         table.add_column(column, overflow="ellipsis", no_wrap=True, min_width=minimum)
     for entry in summary["tasks"]:
@@ -84,6 +102,7 @@ def _print_status(plan: Plan, summary: dict[str, Any]) -> None:
             *([short_commit(entry["commit"] or "")] if commits else []),
             str(len(entry["attempts"])),
             format_duration(entry["durationSeconds"]) if entry["attempts"] else "",
+            *([str(entry["deniedRequests"] or "")] if denials else []),
             (result[0][:120] if result else ""),
         )
     out.print(table)
@@ -109,6 +128,8 @@ def _recovery_line(recovery: dict[str, Any]) -> str:
         line += f", restarted {', '.join(recovery['restarted'])}"
     if recovery.get("deletedSessions"):
         line += f", deleted {len(recovery['deletedSessions'])} session(s)"
+    for task_id, changes in (recovery.get("rulesChanged") or {}).items():
+        line += f"; {task_id}'s rules changed since its session started: {'; '.join(changes)}"
     return line
 
 

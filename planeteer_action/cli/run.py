@@ -16,12 +16,14 @@ from rich.table import Table
 from planeteer_action.cli.common import COPILOT_HOME_OPTION, JSON_OPTION, PLAN_ARGUMENT, WORKDIR_OPTION, interactive
 from planeteer_action.cli.display import JsonLines, LineLog, LiveView, RunView
 from planeteer_action.cli.entry import loading
+from planeteer_action.cli.rules_options import rule_options
 from planeteer_action.delivery.local import local_delivery
 from planeteer_action.engine.recovery import RECOVERY_CHOICES, RecoveryReport
 from planeteer_action.engine.wording import format_duration, parse_duration
 from planeteer_action.errors import ConfigError
 from planeteer_action.plan.model import Isolation, Plan, RecoveryChoice, parse_time
 from planeteer_action.plan.store import load_plan
+from planeteer_action.rules.resolve import RuleOptions
 
 # The Copilot SDK takes half a second to import: `runner` is imported when a run starts, so that the other
 # commands answer at once.
@@ -103,6 +105,7 @@ if TYPE_CHECKING:
     help="--push, and open (or update) a pull request into the checked-out branch "
     "(token also needs pull-requests: write).",
 )
+@rule_options
 @JSON_OPTION
 def run(
     plan: Path,
@@ -119,6 +122,7 @@ def run(
     pull_request: bool,
     isolation: Isolation,
     as_json: bool,
+    rules: RuleOptions,
 ) -> None:
     """Run every runnable task of PLAN, each in its own Copilot session.
 
@@ -131,6 +135,7 @@ def run(
       GITHUB_TOKEN=$(gh auth token) planeteer run plan.json --pull-request
       planeteer run plan.json && git merge planeteer/<plan id>
       planeteer run plan.json --isolation shared     # every agent in the checkout itself
+      planeteer run plan.json --deny-tool 'shell(git push)' --mcp-config mcp.json
     """
     _check_delivery_has_a_branch(push, pull_request, isolation)
     with loading():
@@ -149,6 +154,7 @@ def run(
         offline=offline,
         on_interrupted=on_interrupted or (None if interactive() and not as_json else "resume"),
         isolation=isolation,
+        rules=rules,
     )
     preview = load_plan(plan)
     delivery = local_delivery(workdir.resolve(), preview, push=push, pull_request=pull_request)
@@ -194,6 +200,8 @@ def _ask_recovery(report: RecoveryReport) -> RecoveryChoice:
         stamp = orphan.modified_time.isoformat() if orphan.modified_time else None
         table.add_row(orphan.session_id, "orphan", "this plan's session, held by no task", _ago(stamp))
     console.print(table)
+    for task_id, changes in report.rules_changed.items():
+        console.print(f"{task_id}: its rules changed since its session started: {'; '.join(changes)}", markup=False)
     console.print(
         "[bold]r[/]esume the interrupted tasks in their own sessions, start them [bold]f[/]resh, "
         "or [bold]c[/]lean up their sessions and run nothing?"

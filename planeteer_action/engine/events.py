@@ -58,6 +58,15 @@ class TaskActivity(Event):
 
 
 @dataclass(frozen=True)
+class ToolDenied(Event):
+    """The task's rules denied a tool request: it never ran, and its agent was told. `denied`: the task's count."""
+
+    task_id: str
+    description: str
+    denied: int
+
+
+@dataclass(frozen=True)
 class TaskDone(Event):
     task_id: str
     session_id: str

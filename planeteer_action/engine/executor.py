@@ -37,11 +37,13 @@ from planeteer_action.engine.events import (
     TaskFailed,
     TaskInterrupted,
     TaskStarted,
+    ToolDenied,
 )
 from planeteer_action.engine.prompts import conflict_prompt, continuation_prompt, holds_task_prompt, task_prompt
+from planeteer_action.engine.rules import SessionRules
 from planeteer_action.engine.workspaces import FinishStep, MergeResult, TaskWorkspaces
 from planeteer_action.plan.graph import blocked_tasks, chain_lengths, ready_tasks
-from planeteer_action.plan.model import Attempt, AttemptOutcome, Plan, Task, utc_now
+from planeteer_action.plan.model import Attempt, AttemptOutcome, Plan, RulesRecord, Task, utc_now
 from planeteer_action.plan.operations import count_statuses
 from planeteer_action.plan.session_ids import session_id_for
 
@@ -59,6 +61,14 @@ class PlanSaver(Protocol):
     def save_blocking(self, plan: Plan, changed: Collection[str] | None) -> None: ...
 
 
+class TaskRules(Protocol):
+    """Each task's rules (`rules.resolve.PlanRules`), and what the plan records of them: names and hashes."""
+
+    def session_rules(self, task: Task) -> SessionRules: ...
+
+    def record(self, task: Task) -> RulesRecord | None: ...
+
+
 @dataclass(frozen=True)
 class ExecutorOptions:
     working_directory: Path
@@ -68,6 +78,8 @@ class ExecutorOptions:
     workspaces: TaskWorkspaces | None = None
     # Called after each step of finishing an isolated task: lets a test stop the process exactly there.
     on_finish_step: Callable[[str, FinishStep], None] | None = None
+    # None: every session gets today's defaults (everything approved, nothing added) and nothing is recorded.
+    rules: TaskRules | None = None
 
 
 @dataclass(frozen=True)
@@ -213,6 +225,8 @@ class Executor:
             working_directory=workdir,
             quiet_timeout=self._options.quiet_timeout,
             on_activity=functools.partial(self._report_activity, task.id),
+            rules=self._options.rules.session_rules(task) if self._options.rules else SessionRules(),
+            on_denied=functools.partial(self._report_denied, task),
         )
         return await self._agent.run_turn(request)
 
@@ -279,6 +293,7 @@ class Executor:
             attempt = Attempt(
                 number=task.next_attempt_number(), session_id=session_id, reason=CONFLICT_REASON, started_at=utc_now()
             )
+            self._record_rules(task, attempt)
             task.attempts.append(attempt)
             await self._save(task)
             self.emit(
@@ -299,6 +314,17 @@ class Executor:
 
     def _report_activity(self, task_id: str, text: str) -> None:
         self.emit(TaskActivity(task_id=task_id, text=text))
+
+    def _report_denied(self, task: Task, description: str) -> None:
+        """Counted in the plan (saved with the task's next change, at the latest when its turn ends)."""
+        task.denied_requests += 1
+        self.emit(ToolDenied(task_id=task.id, description=description, denied=task.denied_requests))
+
+    def _record_rules(self, task: Task, attempt: Attempt) -> None:
+        """The rules the attempt's session runs under, by name and hash; a plan without rules stays as it was."""
+        record = self._options.rules.record(task) if self._options.rules else None
+        if record is not None:
+            attempt.rules = record
 
     async def _task_prompt_missing(self, task: Task) -> bool:
         """Whether the task's stored session never received its task prompt (interrupted in the instant between
@@ -324,6 +350,7 @@ class Executor:
             session_id = session_id_for(self.plan.id, task.id, number)
             reason = _fresh_reason(previous)
         attempt = Attempt(number=number, session_id=session_id, reason=reason, started_at=utc_now())
+        self._record_rules(task, attempt)
         task.attempts.append(attempt)
         task.session_id = session_id
         task.status = "in_progress"

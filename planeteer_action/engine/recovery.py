@@ -11,7 +11,7 @@ that at every resume (see `Executor._task_prompt_missing`), so this module only 
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from planeteer_action.engine.agent import Agent, SessionInfo, SessionNotFound
@@ -36,6 +36,8 @@ class UnfinishedTask:
 class RecoveryReport:
     unfinished: list[UnfinishedTask]
     orphans: list[SessionInfo]
+    # Per resumable task: how its rules now differ from those its session started with (shown before resuming).
+    rules_changed: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def needs_decision(self) -> bool:
@@ -81,6 +83,8 @@ async def apply_choice(
             task.status = "interrupted"
             close_attempt(task, "interrupted")
             record.resumed.append(task.id)
+            if report.rules_changed.get(task.id):
+                record.rules_changed[task.id] = report.rules_changed[task.id]
         else:
             close_attempt(task, "lost" if found.state == "lost" else "superseded")
             task.status = "pending"

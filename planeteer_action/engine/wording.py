@@ -19,6 +19,7 @@ from planeteer_action.engine.events import (
     TaskFailed,
     TaskInterrupted,
     TaskStarted,
+    ToolDenied,
 )
 from planeteer_action.errors import ConfigError
 
@@ -37,6 +38,8 @@ def describe(event: Event) -> str:
         return f"task {event.task_id} {verb} in session {event.session_id} ({event.reason})"
     if isinstance(event, TaskActivity):
         return f"task {event.task_id}: {event.text}"
+    if isinstance(event, ToolDenied):
+        return f"task {event.task_id}: DENIED {event.description} (it did not run; {event.denied} denied so far)"
     if isinstance(event, TaskDone):
         merged = "" if event.commit is None else f" (merged as {event.commit[:10]})"
         return f"task {event.task_id} done{merged if event.changed else ' (no changes)'}: {first_line(event.summary)}"

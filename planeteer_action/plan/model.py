@@ -97,6 +97,25 @@ def _to_json(value: Any) -> Any:
     return value
 
 
+class RulesRecord(_Model):
+    """The rules an attempt's session started with, by name and hash, never by value: enough to tell that
+    they changed between attempts, nothing a secret could be read from.
+
+    `mcp_servers` maps each MCP server's name to a hash of its configuration before `${VAR}` expansion,
+    `skills` each enabled skill to a hash of its folder, `env_hash` covers the task's `env` names and values.
+    """
+
+    model: str | None = None
+    reasoning_effort: str | None = None
+    agent: str | None = None
+    allow_tools: list[str] = Field(default_factory=list)
+    deny_tools: list[str] = Field(default_factory=list)
+    mcp_servers: dict[str, str] = Field(default_factory=dict)
+    skills: dict[str, str] = Field(default_factory=dict)
+    env_names: list[str] = Field(default_factory=list)
+    env_hash: str | None = None
+
+
 class Attempt(_Model):
     """One turn of work on a task in one Copilot session: a first start, a fresh restart, or a resume."""
 
@@ -111,6 +130,8 @@ class Attempt(_Model):
     # Worktree isolation: the attempt's work left nothing to commit; or, started over, where its edits are kept.
     no_changes: bool = False
     abandoned_ref: str | None = None
+    # What the session was given and allowed (absent when no rule was set).
+    rules: RulesRecord | None = None
 
 
 class Task(_Model):
@@ -125,6 +146,16 @@ class Task(_Model):
     attempts: list[Attempt] = Field(default_factory=list)
     # Worktree isolation: the integration-branch commit that holds the task's merged work.
     commit: str | None = None
+    # The task's own agent settings; the nearest setting wins (the task, then the command line, then
+    # `.planeteer/settings.json`); tool patterns add up across those, and a deny wins over an allow.
+    model: str | None = None
+    reasoning_effort: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    allow_tools: list[str] = Field(default_factory=list)
+    deny_tools: list[str] = Field(default_factory=list)
+    agent: str | None = None
+    # Tool requests its agents made that the rules denied (they never ran), over all its attempts.
+    denied_requests: int = 0
 
     @field_validator("status", mode="before")
     @classmethod
@@ -140,6 +171,13 @@ class Task(_Model):
         return max((a.number for a in self.attempts), default=0) + 1
 
 
+class Skill(_Model):
+    """A skill as the TUI lists it in the plan: a folder under `.github/skills/`, given to every session if enabled."""
+
+    name: str
+    enabled: bool = True
+
+
 class Recovery(_Model):
     """What a run decided about the work an earlier run left unfinished."""
 
@@ -149,6 +187,8 @@ class Recovery(_Model):
     restarted: list[str] = Field(default_factory=list)
     deleted_sessions: list[str] = Field(default_factory=list)
     source: str | None = None
+    # Per resumed task: how its rules now differ from those its session started with.
+    rules_changed: dict[str, list[str]] = Field(default_factory=dict)
 
 
 class Execution(_Model):
@@ -174,6 +214,7 @@ class Plan(_Model):
     created_at: str | None = None
     updated_at: str | None = None
     tasks: list[Task]
+    skills: list[Skill] = Field(default_factory=list)
     execution: Execution | None = None
 
     def task(self, task_id: str) -> Task:

@@ -77,6 +77,7 @@ def status_summary(plan: Plan) -> dict[str, Any]:
                 "commit": task.commit,
                 "attempts": [a.to_json_dict() for a in task.attempts],
                 "durationSeconds": round(time_spent(task), 3),
+                "deniedRequests": task.denied_requests,
                 "result": task.agent_result,
             }
             for task in plan.tasks
