@@ -1,7 +1,8 @@
 """Sessions under a task's rules, on the real Copilot CLI with the scripted offline model: denials that never
-run and that the agent hears about (also after a resume in a new CLI process), writes kept in the worktree,
-an MCP server started and called, skills and a custom agent given to the session, and a task's variables in
-its own shell only. The rules are built here directly (rules/ resolves them from the plan and settings).
+run and that the agent hears about (its sub-agents' requests too, and after a resume in a new CLI process),
+writes kept in the worktree, an MCP server started and called, skills and a custom agent given to the
+session, and a task's variables in its own shell only. The rules are built here directly (rules/ resolves
+them from the plan and settings).
 """
 
 from __future__ import annotations
@@ -36,15 +37,18 @@ pytestmark = [
 ]
 
 PUSH = "git push origin HEAD:main && touch pushed-marker"
+SUB_AGENT = {"name": "pusher", "description": "Push it", "prompt": "Planeteer task id: sub-agent", "agent_type": "task"}
 SCRIPT: dict[str, list[dict[str, Any]]] = {
     "guarded": [
         {"bash": PUSH},
         {"create": {"path": "OUTSIDE", "file_text": "escaped\n"}},  # the path is filled in by the test
         {"create": {"path": "INSIDE", "file_text": "kept\n"}},
+        {"tool": {"name": "task", "arguments": SUB_AGENT}},
         {"text": "first turn done"},
         {"bash": PUSH},
         {"text": "second turn done"},
     ],
+    "sub-agent": [{"bash": PUSH}, {"text": "the sub-agent could not push"}],
     "extras": [{"tool": {"name": "tiny-shout", "arguments": {"text": "hello"}}}, {"text": "shouted"}],
     # The value in two halves, so that the whole of it appears nowhere but in the task's variables.
     "env-a": [{"bash": 'test "${TASK_VAR%-8c2f}" = task-only-value && echo "task-a sees its variable"'}, {"text": "a"}],
@@ -120,15 +124,17 @@ def test_denied_requests_never_run_the_agent_is_told_and_a_resumed_session_keeps
     asyncio.run(scenario())
     push = "shell(git push origin HEAD:main)"
     outside = f"write {(tmp_path / 'outside.txt').resolve()} (outside the task's worktree)"
-    assert (first, second) == ([push, outside], [push])
+    assert (first, second) == ([push, outside, push], [push]), "a sub-agent's requests are the session's"
     assert not (repo / "pushed-marker").exists() and git(remote, "for-each-ref") == ""
     assert not (tmp_path / "outside.txt").exists() and (repo / "inside.txt").read_text() == "kept\n"
     answers = tool_answers(model, "guarded")
-    assert len(answers) == 4
+    assert len(answers) == 5
     assert f"Planeteer denied {push}: the rules deny `shell(git push)`" in answers[0]
     assert f"Planeteer denied {outside}: files may be written only inside" in answers[1]
     assert "Created file" in answers[2]
-    assert f"Planeteer denied {push}" in answers[3]
+    assert "the sub-agent could not push" in answers[3]
+    assert f"Planeteer denied {push}" in answers[4]
+    assert f"Planeteer denied {push}" in tool_answers(model, "sub-agent")[0]
 
 
 def test_the_session_gets_its_mcp_servers_skills_and_custom_agent_and_no_disabled_skill(
