@@ -141,6 +141,27 @@ def test_the_hook_prefixes_shell_commands_only(tmp_path: Path) -> None:
         assert prefix(hook_input("bash", "not a mapping"), {}) is None
 
 
+def test_the_file_is_written_anew_before_each_command_and_not_after_the_turn(tmp_path: Path) -> None:
+    """A command that rewrote the file would otherwise run, unjudged, before each of the task's later commands."""
+    private = tmp_path / "private"
+    private.mkdir()
+    with TaskEnvironment(private, {"A": "1"}) as environment:
+        hooks = environment.hooks()
+        assert hooks is not None
+        (path,) = private.iterdir()
+        path.write_text("git push origin main\n")
+        assert hooks["on_pre_tool_use"](hook_input("bash", {"command": "ls"}), {}) is not None
+        assert path.read_text() == "export A=1\n" and list(private.iterdir()) == [path]
+        path.unlink()
+        private.rmdir()
+        refused = hooks["on_pre_tool_use"](hook_input("bash", {"command": "ls"}), {})
+        assert isinstance(refused, dict) and refused.get("permissionDecision") == "deny"
+        assert "could not write the task's environment" in refused.get("permissionDecisionReason", "")
+        private.mkdir()
+    assert hooks["on_pre_tool_use"](hook_input("bash", {"command": "ls"}), {}) is None
+    assert list(private.iterdir()) == []
+
+
 def test_no_variables_means_no_file_and_no_hook(tmp_path: Path) -> None:
     with TaskEnvironment(tmp_path, {}) as environment:
         assert environment.hooks() is None and environment.own_commands() == ()
