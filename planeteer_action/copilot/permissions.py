@@ -36,7 +36,7 @@ _DESCRIPTION_WIDTH = 200
 
 
 @dataclass(frozen=True)
-class Part:
+class _Part:
     """One thing a request would do, judged on its own: `kind` is what patterns name (`shell`, `write`, an
     MCP server...), `matches` tells whether a pattern's argument covers it.
 
@@ -74,84 +74,82 @@ def judge(
     which the rules do not judge.
     """
     workdir = Path(os.path.realpath(working_directory))
-    denials = [
-        *_confinement(request, rules, workdir),
-        *(denial for part in parts_of(request, workdir, frozenset(own_commands)) if (denial := _by_rules(part, rules))),
-    ]
+    parts = _parts_of(request, workdir, frozenset(own_commands))
+    denials = [*_confinement(request, rules, workdir), *filter(None, (_by_rules(part, rules) for part in parts))]
     if not denials:
         return None
     return Denial(", ".join(dict.fromkeys(d.description for d in denials)), denials[0].reason)
 
 
-def parts_of(request: PermissionRequest, workdir: Path, own_commands: frozenset[str] = frozenset()) -> list[Part]:
+def _parts_of(request: PermissionRequest, workdir: Path, own_commands: frozenset[str] = frozenset()) -> list[_Part]:
     """What `request` would do, part by part, in the terms patterns speak of."""
     if isinstance(request, PermissionRequestShell):
         urls = [_url_part(possible.url, gated=False) for possible in request.possible_urls]
         return [*_shell_commands(request, own_commands), *urls]
     if isinstance(request, PermissionRequestWrite):
-        return [_path_part("write", path) for path in written_paths(request, workdir)]
+        return [_path_part("write", path) for path in _written_paths(request, workdir)]
     if isinstance(request, PermissionRequestRead):
-        return [_path_part("read", target_path(request.path, workdir))]
+        return [_path_part("read", _target_path(request.path, workdir))]
     if isinstance(request, PermissionRequestUrl):
         return [_url_part(request.url)]
     if isinstance(request, PermissionRequestMcp):
         server, tool = request.server_name, request.tool_name
         registered = tool.removeprefix(f"{server}-")
-        return [Part(server, f"{server}({registered})", lambda arg: mcp_tool_matches(arg, server, tool))]
+        return [_Part(server, f"{server}({registered})", lambda arg: mcp_tool_matches(arg, server, tool))]
     name = getattr(request, "tool_name", None) or getattr(request, "extension_name", None)
     kind = str(request.kind)
-    return [Part(kind, f"{kind}({name})" if name else kind, lambda arg: arg is None or arg == name)]
+    return [_Part(kind, f"{kind}({name})" if name else kind, lambda arg: arg is None or arg == name)]
 
 
-def _shell_commands(request: PermissionRequestShell, own_commands: frozenset[str]) -> Iterator[Part]:
+def _shell_commands(request: PermissionRequestShell, own_commands: frozenset[str]) -> Iterator[_Part]:
     segments = [(s.identifier, s.full_command_text) for s in request.command_segments or []]
     for identifier, text in segments or [(c.identifier, c.identifier) for c in request.commands]:
         if text not in own_commands:
             yield _shell_part(identifier, text)
 
 
-def _shell_part(identifier: str, text: str) -> Part:
-    return Part("shell", f"shell({text})", lambda arg: shell_matches(arg, identifier, text))
+def _shell_part(identifier: str, text: str) -> _Part:
+    return _Part("shell", f"shell({text})", lambda arg: shell_matches(arg, identifier, text))
 
 
-def _url_part(url: str, gated: bool = True) -> Part:
-    return Part("url", f"url({redact_url(url)})", lambda arg: url_matches(arg, url), gated_when_unlisted=gated)
+def _url_part(url: str, gated: bool = True) -> _Part:
+    return _Part("url", f"url({redact_url(url)})", lambda arg: url_matches(arg, url), gated_when_unlisted=gated)
 
 
-def _path_part(kind: str, path: PurePosixPath) -> Part:
-    return Part(kind, f"{kind}({path})", lambda arg: path_matches(arg, path))
+def _path_part(kind: str, path: PurePosixPath) -> _Part:
+    return _Part(kind, f"{kind}({path})", lambda arg: path_matches(arg, path))
 
 
-def target_path(path: str, workdir: Path) -> PurePosixPath:
+def _target_path(path: str, workdir: Path) -> PurePosixPath:
     """Where a request's path really leads: relative to the working directory, `..` and symlinks resolved."""
     return PurePosixPath(os.path.realpath(os.path.join(workdir, os.path.expanduser(path))))
 
 
-def written_paths(request: PermissionRequestWrite, workdir: Path) -> list[PurePosixPath]:
+def _written_paths(request: PermissionRequestWrite, workdir: Path) -> list[PurePosixPath]:
     """Every file a write request changes: its file and both sides of each edit (a move touches two)."""
     named = [request.file_name]
     for edit in request.file_edits or []:
         named += [side.path for side in (edit.before, edit.after) if side is not None]
-    return list(dict.fromkeys(target_path(path, workdir) for path in named))
+    return list(dict.fromkeys(_target_path(path, workdir) for path in named))
 
 
-def writable_roots(rules: SessionRules, workdir: Path) -> list[PurePosixPath]:
+def _writable_roots(rules: SessionRules, workdir: Path) -> list[PurePosixPath]:
     """Where the task may write: its working directory and the rules' extra directories, symlinks resolved."""
-    return [target_path(str(root), workdir) for root in (workdir, *rules.writable_directories)]
+    return [_target_path(str(root), workdir) for root in (workdir, *rules.writable_directories)]
 
 
 def _confinement(request: PermissionRequest, rules: SessionRules, workdir: Path) -> Iterator[Denial]:
     if not isinstance(request, PermissionRequestWrite):
         return
-    roots = writable_roots(rules, workdir)
+    roots = _writable_roots(rules, workdir)
     where = f"{roots[0]}" + "".join(f", {root}" for root in roots[1:])
-    for path in written_paths(request, workdir):
+    for path in _written_paths(request, workdir):
         if not any(path.is_relative_to(root) for root in roots):
             reason = f"files may be written only inside the task's working directory ({where})"
             yield Denial(f"write {path} (outside the task's worktree)", reason)
 
 
-def _by_rules(part: Part, rules: SessionRules) -> Denial | None:
+def _by_rules(part: _Part, rules: SessionRules) -> Denial | None:
     for pattern in rules.deny_tools:
         if _covers(pattern, part):
             return Denial(part.description, f"the rules deny `{pattern}`")
@@ -163,7 +161,7 @@ def _by_rules(part: Part, rules: SessionRules) -> Denial | None:
     return Denial(part.description, "no allowed-tools pattern matches it (" + ", ".join(map(str, allowed)) + ")")
 
 
-def _covers(pattern: ToolPattern, part: Part) -> bool:
+def _covers(pattern: ToolPattern, part: _Part) -> bool:
     return pattern.kind == part.kind and part.matches(pattern.argument)
 
 
