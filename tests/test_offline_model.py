@@ -212,6 +212,28 @@ def test_requests_are_logged_in_memory_and_to_a_file_without_the_system_prompt(t
     assert isinstance(lines[0]["time"], float)
 
 
+def test_a_tool_step_calls_any_tool_and_requests_record_what_the_cli_offered() -> None:
+    # The system prompt's shape as the Copilot CLI 1.0.102 sends it (skills listed, a custom agent's instructions).
+    system = (
+        "...</edit>\n<skill>\n<available_skills>\n<skill>\n  <name>beta</name>\n  <description>B</description>\n"
+        "  <location>custom</location>\n</skill>\n</available_skills>\n</skill>\n<agent_instructions>\nThe"
+        " following instructions come from the selected agent's configuration.\n\nYou are a reviewer.\n"
+        "</agent_instructions>\n<tool_calling>..."
+    )
+    tools = [{"type": "function", "function": {"name": name}} for name in ("bash", "tiny-shout")]
+    with OfflineModelServer(script={"m": [{"tool": {"name": "tiny-shout", "arguments": {"text": "hi"}}}]}) as server:
+        body = {**chat(user("m")), "tools": tools}
+        body["messages"][0]["content"] = system
+        _, first = post(server.base_url, body)
+        post(server.base_url, chat(user("n")))
+    call = reply(first)["tool_calls"][0]["function"]
+    assert (call["name"], json.loads(call["arguments"])) == ("tiny-shout", {"text": "hi"})
+    with_context, without = server.requests
+    assert with_context["tools"] == ["bash", "tiny-shout"] and with_context["skills"] == ["beta"]
+    assert with_context["agent_instructions"].endswith("You are a reviewer.")
+    assert (without["tools"], without["skills"], without["agent_instructions"]) == ([], [], None)
+
+
 def test_models_endpoint_and_unknown_paths() -> None:
     with OfflineModelServer() as server:
         with urllib.request.urlopen(f"{server.base_url}/models", timeout=5) as response:

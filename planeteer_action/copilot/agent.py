@@ -19,15 +19,18 @@ import tempfile
 import time
 import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
 from copilot import CopilotClient, CopilotSession, RuntimeConnection, SessionListFilter, SessionMetadata
-from copilot.session import PermissionHandler, ProviderConfig
+from copilot.session import ProviderConfig
 
 from planeteer_action.copilot import runtime
+from planeteer_action.copilot.permissions import PermissionPolicy
+from planeteer_action.copilot.session_options import raise_if_unknown_agent, secrets_of, session_options
+from planeteer_action.copilot.task_env import TaskEnvironment
 from planeteer_action.copilot.turn import Turn
 from planeteer_action.engine.agent import (
     AgentError,
@@ -97,7 +100,8 @@ class CopilotAgent:
         self.process_tag = process_tag or uuid.uuid4().hex
         """Every process the CLI starts carries this in $PLANETEER_RUNTIME_TAG (see `runtime`)."""
         self._client: CopilotClient | None = None
-        self._launcher_dir: Path | None = None
+        self._private_dir: Path | None = None
+        """Planeteer's own temporary folder (0700): the CLI's launcher, and the tasks' environment files."""
         self._watchdog: asyncio.Task[None] | None = None
         self._live: dict[str, tuple[Turn, CopilotSession]] = {}
         """Sessions with a turn running, so `stop()` can end them cleanly."""
@@ -105,8 +109,8 @@ class CopilotAgent:
     async def start(self) -> None:
         if self._client is not None:
             return
-        self._launcher_dir = Path(tempfile.mkdtemp(prefix="planeteer-cli-"))
-        launcher = runtime.write_detached_launcher(self._cli_path, self._launcher_dir)
+        self._private_dir = Path(tempfile.mkdtemp(prefix="planeteer-cli-"))
+        launcher = runtime.write_detached_launcher(self._cli_path, self._private_dir)
         runtime.hide_own_secrets()
         client = CopilotClient(
             connection=RuntimeConnection.for_stdio(path=str(launcher)),
@@ -126,25 +130,43 @@ class CopilotAgent:
         _ignore_answers_to_cancelled_requests(asyncio.get_running_loop())
 
     async def run_turn(self, request: TurnRequest) -> TurnResult:
+        """The session runs under `request.rules` (see `session_options` and `permissions`)."""
         turn = Turn(request)
-        session = await self._open(request, turn)
-        self._live[request.session_id] = (turn, session)
-        try:
-            await self._timed(request.session_id, "send", session.send(request.prompt))
-            return TurnResult(summary=await turn.wait(self._clean))
-        except (asyncio.CancelledError, TurnTimeout):
-            await _quietly(session.abort())
-            raise
-        except AgentError:
-            raise
-        except Exception as error:
-            raise AgentError(
-                f"Session {request.session_id}: the turn failed ({self._clean(error)}); resume it to retry"
-            ) from None
-        finally:
-            turn.close()
-            self._live.pop(request.session_id, None)
-            await _quietly(self._timed(request.session_id, "disconnect", session.disconnect()))
+        secrets = secrets_of(request)
+
+        def clean(error: BaseException | str) -> str:
+            return self._clean(error, secrets)
+
+        with TaskEnvironment(self._require_private_dir(), request.rules.env) as environment:
+            permissions = PermissionPolicy(
+                request.rules, request.working_directory, request.on_denied, clean, environment.own_commands()
+            )
+            options = session_options(
+                request,
+                model=self._model,
+                provider=self._provider,
+                permissions=permissions,
+                on_event=turn.on_event,
+                hooks=environment.hooks(),
+            )
+            session = await self._open(request, options, clean)
+            self._live[request.session_id] = (turn, session)
+            try:
+                await self._timed(request.session_id, "send", session.send(request.prompt))
+                return TurnResult(summary=await turn.wait(clean))
+            except (asyncio.CancelledError, TurnTimeout):
+                await _quietly(session.abort())
+                raise
+            except AgentError:
+                raise
+            except Exception as error:
+                raise AgentError(
+                    f"Session {request.session_id}: the turn failed ({clean(error)}); resume it to retry"
+                ) from None
+            finally:
+                turn.close()
+                self._live.pop(request.session_id, None)
+                await _quietly(self._timed(request.session_id, "disconnect", session.disconnect()))
 
     async def get_session(self, session_id: str) -> SessionInfo | None:
         metadata = await self._call(self._require_client().get_session_metadata(session_id))
@@ -194,9 +216,9 @@ class CopilotAgent:
         if client is not None:
             await self._discard(client)
         await asyncio.to_thread(runtime.kill_tagged_processes, self.process_tag)
-        if self._launcher_dir is not None:
-            shutil.rmtree(self._launcher_dir, ignore_errors=True)
-            self._launcher_dir = None
+        if self._private_dir is not None:
+            shutil.rmtree(self._private_dir, ignore_errors=True)
+            self._private_dir = None
 
     async def _watch(self, client: CopilotClient) -> None:
         """Fail running turns soon after the CLI dies, rather than after their quiet timeout.
@@ -222,15 +244,10 @@ class CopilotAgent:
         except Exception:
             await _quietly(client.force_stop())
 
-    async def _open(self, request: TurnRequest, turn: Turn) -> CopilotSession:
+    async def _open(
+        self, request: TurnRequest, options: dict[str, Any], clean: Callable[[BaseException], str]
+    ) -> CopilotSession:
         client = self._require_client()
-        options: dict[str, Any] = {
-            "model": self._model,
-            "provider": self._provider,
-            "working_directory": str(request.working_directory),
-            "on_permission_request": PermissionHandler.approve_all,
-            "on_event": turn.on_event,
-        }
         sid = request.session_id
         if request.mode == "create":
             lookup = self._timed(sid, "get_session_metadata", client.get_session_metadata(sid))
@@ -238,7 +255,11 @@ class CopilotAgent:
                 raise SessionAlreadyExists(f"Session {sid} already exists; resume it instead of creating it again")
             name = session_name(request.session_name) or sid
             creation = client.create_session(session_id=sid, name=name, **options)
-            return await self._call(self._timed(sid, "create_session", creation))
+            try:
+                return await self._timed(sid, "create_session", creation)
+            except Exception as error:
+                raise_if_unknown_agent(request, options, error)
+                raise AgentError(f"Copilot CLI request failed: {clean(error)}; if the CLI stopped, run again") from None
         try:
             return await self._timed(sid, "resume_session", client.resume_session(sid, **options))
         except Exception as error:
@@ -246,7 +267,8 @@ class CopilotAgent:
                 raise SessionNotFound(
                     f"Session {sid} is not in this Copilot home; start the task again in a new session"
                 ) from None
-            raise AgentError(f"Resuming session {sid} failed: {self._clean(error)}") from None
+            raise_if_unknown_agent(request, options, error)
+            raise AgentError(f"Resuming session {sid} failed: {clean(error)}") from None
 
     async def _timed(self, session_id: str, call: SdkCall, awaitable: Awaitable[_T]) -> _T:
         """Await `awaitable`, telling `on_sdk_call` how long it took, whether it succeeded or not."""
@@ -267,14 +289,20 @@ class CopilotAgent:
                 f"Copilot CLI request failed: {self._clean(error)}; if the CLI stopped, run again"
             ) from None
 
+    def _require_private_dir(self) -> Path:
+        if self._private_dir is None:
+            raise AgentError("The Copilot runtime is not running; call start() before using it")
+        return self._private_dir
+
     def _require_client(self) -> CopilotClient:
         if self._client is None:
             raise AgentError("The Copilot runtime is not running; call start() before using it")
         return self._client
 
-    def _clean(self, error: BaseException) -> str:
-        """One line of an error's text with every configured secret masked."""
-        return mask(" ".join(str(error).split()) or type(error).__name__, self._secrets)[:500]
+    def _clean(self, error: BaseException | str, secrets: Sequence[str] = ()) -> str:
+        """One line of an error's text with every configured secret, and the turn's `secrets`, masked."""
+        text = " ".join(str(error).split()) or type(error).__name__
+        return mask(text, [*self._secrets, *secrets])[:500]
 
 
 def session_name(name: str) -> str:

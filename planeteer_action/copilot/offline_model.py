@@ -38,7 +38,10 @@ OFFLINE_MODEL = "planeteer-offline"
 NOTES_DIR = "planeteer-notes"
 
 _TASK_LINE = re.compile(r"^[ \t]*" + re.escape(TASK_MARKER) + r"[ \t]*(\S.*?)[ \t]*$", re.MULTILINE)
-_ACTION_KEYS = ("bash", "create", "text", "error", "hang")
+_ACTION_KEYS = ("bash", "create", "tool", "text", "error", "hang")
+_AVAILABLE_SKILLS = re.compile(r"<available_skills>(.*?)</available_skills>", re.DOTALL)
+_SKILL_NAME = re.compile(r"<skill>\s*<name>(.*?)</name>", re.DOTALL)
+_AGENT_INSTRUCTIONS = re.compile(r"<agent_instructions>(.*?)</agent_instructions>", re.DOTALL)
 
 Step = dict[str, Any]
 Script = Mapping[str, Sequence[Step]]
@@ -88,6 +91,19 @@ def load_script(path: str | os.PathLike[str]) -> dict[str, list[Step]]:
     if not isinstance(data, dict) or not all(isinstance(v, list) for v in data.values()):
         raise ValueError(f"{path}: a script must be a JSON object mapping task ids to lists of steps")
     return {str(task): list(steps) for task, steps in data.items()}
+
+
+def session_context(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What the CLI gave the model besides the conversation: the tools' names, and from the system prompt the
+    skills it lists and the selected custom agent's instructions."""
+    system = "".join(message_text(m) for m in body.get("messages") or [] if m.get("role") == "system")
+    skills = _AVAILABLE_SKILLS.search(system)
+    agent = _AGENT_INSTRUCTIONS.search(system)
+    return {
+        "tools": [tool.get("function", {}).get("name") for tool in body.get("tools") or []],
+        "skills": _SKILL_NAME.findall(skills.group(1)) if skills else [],
+        "agent_instructions": agent.group(1).strip() if agent else None,
+    }
 
 
 def _log_message(message: Mapping[str, Any]) -> dict[str, Any]:
@@ -164,6 +180,8 @@ def _step_answer(step: Step) -> _Answer:
         return _Answer.tool("bash", arguments)
     if "create" in step:
         return _Answer.tool("create", dict(step["create"]))
+    if "tool" in step:
+        return _Answer.tool(str(step["tool"]["name"]), dict(step["tool"].get("arguments") or {}))
     if "text" in step:
         return _Answer.text(str(step["text"]))
     return _Answer(status=int(step["error"]))
@@ -175,7 +193,8 @@ class OfflineModelServer:
     `script` maps task ids to steps consumed in order across that task's requests; a path names a JSON file
     holding such a mapping (what the `--script` option of this module's command line gives). Tasks without
     steps (or whose steps are used up) get the built-in model. Steps: `{"bash": "cmd"}` (or a dict of bash
-    arguments), `{"create": {"path": ..., "file_text": ...}}`, `{"text": "..."}`, `{"error": 500}`,
+    arguments), `{"create": {"path": ..., "file_text": ...}}`, `{"tool": {"name": ..., "arguments": {...}}}` (any
+    tool the CLI offers, an MCP server's `<server>-<tool>` too), `{"text": "..."}`, `{"error": 500}`,
     `{"hang": true}` (no answer until `stop()`), and `{"delay": s}`, alone (then the next step answers the
     same request) or together with one of the others.
     """
@@ -202,7 +221,7 @@ class OfflineModelServer:
 
     @property
     def requests(self) -> list[dict[str, Any]]:
-        """Every chat request so far, oldest first: {time, task_id, messages, answer}."""
+        """Every chat request so far, oldest first: {time, task_id, messages, answer} and `session_context`."""
         with self._lock:
             return list(self._requests)
 
@@ -263,7 +282,7 @@ class OfflineModelServer:
             if set(step) != {"delay"}:
                 answer = _step_answer(step)
                 break
-        self._record(task_id, messages, answer)
+        self._record(task_id, body, answer)
         return answer
 
     def _next_step(self, task_id: str | None) -> Step | None:
@@ -271,12 +290,13 @@ class OfflineModelServer:
             steps = self._steps.get(task_id or "")
             return steps.pop(0) if steps else None
 
-    def _record(self, task_id: str | None, messages: Sequence[Mapping[str, Any]], answer: _Answer) -> None:
+    def _record(self, task_id: str | None, body: Mapping[str, Any], answer: _Answer) -> None:
         entry = {
             "time": time.time(),
             "task_id": task_id,
-            "messages": [_log_message(m) for m in messages],
+            "messages": [_log_message(m) for m in body.get("messages") or []],
             "answer": answer.describe(),
+            **session_context(body),
         }
         with self._lock:
             self._requests.append(entry)

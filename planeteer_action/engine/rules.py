@@ -43,7 +43,7 @@ class ToolPattern:
 @dataclass(frozen=True)
 class SessionRules:
     """The rules one task's session runs under. The defaults are today's behaviour: everything approved,
-    nothing added.
+    nothing added; only a file tool's write outside the task's working directory is denied, whatever the rules.
 
     `mcp_servers` holds the Copilot CLI's `mcpServers` entries with `${VAR}` already taken from the
     environment, and `env` the task's variables for its tools' shells: both may hold secrets, so neither is
