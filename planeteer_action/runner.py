@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, NoReturn
@@ -123,6 +123,7 @@ async def agent_runtime(
     github_token: str | None = None,
     offline: bool = False,
     process_tag: str | None = None,
+    withheld_variables: Collection[str] = (),
 ) -> AsyncIterator[Agent]:
     """The Copilot CLI (and the offline model behind it when asked), stopped and cleaned up on exit.
 
@@ -143,6 +144,7 @@ async def agent_runtime(
         provider=sdk_provider,
         github_token=github_token,
         process_tag=process_tag,
+        withheld_variables=withheld_variables,
     )
     try:
         await agent.start()
@@ -244,6 +246,7 @@ async def _run_locked(
             github_token=config.github_token,
             offline=config.offline,
             process_tag=plan_process_tag(config.plan_path),
+            withheld_variables=rules.mcp.variables,
         )
         async with runtime as agent:
             record_execution(plan, config, context)

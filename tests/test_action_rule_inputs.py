@@ -23,7 +23,7 @@ def given(**inputs: str) -> dict[str, str]:
 
 def test_git_push_and_workflow_writes_are_denied_by_default(tmp_path: Path) -> None:
     rules = read_inputs(given(), tmp_path).rules
-    assert rules.layer.deny_tools == DEFAULT_DENIED_TOOLS == ("shell(git push)", "write(.github/workflows)")
+    assert rules.layer.deny_tools == DEFAULT_DENIED_TOOLS == ("shell(git push)", "write(.github/workflows/**)")
     assert rules.layer.allow_tools == () and rules.mcp_config is None and rules.mcp_config_json is None
 
 
@@ -35,7 +35,7 @@ def test_patterns_are_read_per_line_or_comma_and_allowing_a_default_lifts_it(tmp
     rules = read_inputs(variables, tmp_path).rules
     assert rules.layer.allow_tools == ("shell(git push)", "write", "shell(npm run a, b)")
     assert rules.layer.deny_tools == (
-        "write(.github/workflows)",
+        "write(.github/workflows/**)",
         "shell(rm)",
         "url(https://example.com)",
         "shell(curl)",

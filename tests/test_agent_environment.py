@@ -9,9 +9,11 @@ next run of the same plan, and nothing else is.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,6 +43,9 @@ CANARIES = {
     "GH_ENTERPRISE_TOKEN": "canary-ghe-token-91d4c8",
 }
 COPILOT_TOKEN = "canary-copilot-token-6e0b5d"
+# A secret only an MCP server should get, through `${MCP_CANARY_TOKEN}` in the run's MCP configuration.
+MCP_CANARY = ("MCP_CANARY_TOKEN", "canary-mcp-token-2c9e71")
+MCP_SERVER = Path(__file__).with_name("mcp_stdio_server.py")
 
 
 def dump_sections(text: str) -> dict[str, str]:
@@ -60,8 +65,17 @@ def test_no_secret_of_planeteer_reaches_an_agent_its_transcript_or_proc(tmp_path
     with OfflineModelServer(script={"dump": [{"bash": DUMP_COMMAND}, {"text": "dumped"}]}) as model:
         ws = make_workspace(tmp_path, model, {"dump": []})
         env = {**ws.env(), **CANARIES, "GITHUB_TOKEN": COPILOT_TOKEN, PROBE.split("=")[0]: PROBE.split("=")[1]}
+        env[MCP_CANARY[0]] = MCP_CANARY[1]
+        server = {"command": sys.executable, "args": [str(MCP_SERVER)], "env": {"TINY_TOKEN": "${MCP_CANARY_TOKEN}"}}
+        mcp_config = tmp_path / "mcp.json"
+        mcp_config.write_text(json.dumps({"mcpServers": {"tiny": server}}))
         process = subprocess.Popen(
-            ws.args("run"), cwd=ws.repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            ws.args("run", "--mcp-config", str(mcp_config)),
+            cwd=ws.repo,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         out, err = process.communicate(timeout=120)
     assert process.returncode == 0, err
@@ -81,6 +95,11 @@ def test_no_secret_of_planeteer_reaches_an_agent_its_transcript_or_proc(tmp_path
             everything += path.read_text(errors="replace")
     for name, value in CANARIES.items():
         assert value not in everything, f"{name} reached an agent, its transcript or the output"
+    # The MCP server holds its secret (an agent reading /proc as root finds it there, as README says); nothing
+    # else does: not the agent's environment, planeteer's, the CLI's, the output or the transcripts.
+    holders = [header for header, text in sections.items() if MCP_CANARY[1] in text]
+    assert all(str(MCP_SERVER) in header for header in holders), holders
+    assert MCP_CANARY[1] not in "\n".join([out, err, sections["env"]])
 
     # The Copilot token reaches the CLI (it needs it), as COPILOT_GITHUB_TOKEN, which the CLI keeps from
     # its shells: an agent finds it only by reading the CLI's own /proc environ.

@@ -28,6 +28,7 @@ from copilot.session_events import (
     PermissionWriteFileEdit,
 )
 
+from planeteer_action.action.inputs import DEFAULT_DENIED_TOOLS
 from planeteer_action.copilot.patterns import mcp_tool_matches, path_matches, shell_matches, url_matches
 from planeteer_action.copilot.permissions import PermissionPolicy, judge
 from planeteer_action.engine.rules import SessionRules, ToolPattern
@@ -306,3 +307,14 @@ def test_the_working_directory_may_be_given_relative(tmp_path: Path, monkeypatch
     monkeypatch.chdir(tmp_path)
     assert judge(write(tmp_path / "x.txt"), SessionRules(), Path(".")) is None
     assert judge(write(os.path.dirname(tmp_path) + "/y.txt"), SessionRules(), Path(".")) is not None
+
+
+def test_the_actions_default_denials_stop_a_push_and_a_workflow_edit_and_nothing_else(tmp_path: Path) -> None:
+    defaults = rules(deny=DEFAULT_DENIED_TOOLS)
+    assert judge(shell(("git push", "git push origin HEAD")), defaults, tmp_path) is not None
+    for workflow in (".github/workflows/ci.yml", ".github/workflows/nested/x.yml"):
+        denial = judge(write(tmp_path / workflow), defaults, tmp_path)
+        assert denial is not None, workflow
+    assert judge(write(tmp_path / ".github" / "CODEOWNERS"), defaults, tmp_path) is None
+    assert judge(write(tmp_path / "src" / "workflows.py"), defaults, tmp_path) is None
+    assert judge(shell(("git commit", "git commit -m x")), defaults, tmp_path) is None

@@ -24,7 +24,7 @@ ISOLATION_MODES: tuple[str, ...] = get_args(Isolation)
 SECRET_INPUTS = ("copilot-token", "provider-api-key", "github-token", "state-key")
 # Denied in a workflow unless `allowed-tools` names them: planeteer itself delivers the result (`deliver`), and
 # a workflow an agent wrote would run with this repository's secrets.
-DEFAULT_DENIED_TOOLS = ("shell(git push)", "write(.github/workflows)")
+DEFAULT_DENIED_TOOLS = ("shell(git push)", "write(.github/workflows/**)")
 
 
 @dataclass(frozen=True)

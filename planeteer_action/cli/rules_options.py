@@ -30,7 +30,7 @@ _OPTIONS = (
         multiple=True,
         metavar="PATTERN",
         help="Refuse this tool to the agents (the request never runs; its agent is told): e.g. `shell(git push)`, "
-        "`write(.github/workflows)`. Repeatable; wins over every allow.",
+        "`write(.github/workflows/**)`. Repeatable; wins over every allow.",
     ),
     click.option(
         "--mcp-config",

@@ -19,7 +19,7 @@ import tempfile
 import time
 import unicodedata
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
@@ -87,14 +87,17 @@ class CopilotAgent:
         github_token: str | None = None,
         on_sdk_call: Callable[[SdkCallTiming], None] | None = None,
         process_tag: str | None = None,
+        withheld_variables: Collection[str] = (),
     ) -> None:
-        """`on_sdk_call`, if given, hears the timing of every SDK call a turn makes (the benchmarks use it)."""
+        """`on_sdk_call`, if given, hears the timing of every SDK call a turn makes (the benchmarks use it).
+        `withheld_variables` are kept from the CLI and its agents, like planeteer's own secrets."""
         self._cli_path = cli_path
         self._on_sdk_call = on_sdk_call
         self._copilot_home = copilot_home
         self._model = model
         self._provider = cast(ProviderConfig, dict(provider)) if provider else None
         self._github_token = github_token
+        self._withheld = tuple(withheld_variables)
         secrets = (github_token, *((provider or {}).get(key) for key in ("api_key", "bearer_token")))
         self._secrets = [secret for secret in secrets if secret]
         self.process_tag = process_tag or uuid.uuid4().hex
@@ -111,11 +114,11 @@ class CopilotAgent:
             return
         self._private_dir = Path(tempfile.mkdtemp(prefix="planeteer-cli-"))
         launcher = runtime.write_detached_launcher(self._cli_path, self._private_dir)
-        runtime.hide_own_secrets()
+        runtime.hide_own_secrets(self._withheld)
         client = CopilotClient(
             connection=RuntimeConnection.for_stdio(path=str(launcher)),
             base_directory=str(self._copilot_home) if self._copilot_home else None,
-            env=runtime.agent_environment(self.process_tag, self._github_token),
+            env=runtime.agent_environment(self.process_tag, self._github_token, self._withheld),
         )
         try:
             await client.start()

@@ -29,7 +29,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from planeteer_action.engine.agent import AgentError
@@ -49,6 +49,8 @@ SECRET_VARIABLES = (
 SECRET_PREFIXES = ("INPUT_", "ACTIONS_")
 """A step's inputs (`state-key`, ...) and the runner's own credentials (`ACTIONS_RUNTIME_TOKEN`, ...)."""
 
+# What the CLI and every shell need, never withheld even when an MCP configuration reads one (`${HOME}`).
+_SYSTEM_VARIABLES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "TMPDIR", "TERM", "PWD"})
 _VERSION = re.compile(r"\d+\.\d+\.\d+(?:-[0-9A-Za-z.]+)?")
 _LAUNCHER_NAME = "copilot-detached"
 _PR_SET_DUMPABLE = 4
@@ -118,19 +120,25 @@ def is_secret_variable(name: str) -> bool:
     return name in SECRET_VARIABLES or name.startswith(SECRET_PREFIXES)
 
 
+def kept_from_agents(name: str, withheld: Collection[str] = ()) -> bool:
+    """Planeteer's secrets, and the variables the run named as secret (those an MCP configuration reads through
+    `${VAR}`: its servers get the values from their configuration), unless the system cannot do without them."""
+    return is_secret_variable(name) or (name in withheld and name not in _SYSTEM_VARIABLES)
+
+
 def copilot_token(explicit: str | None, env: Mapping[str, str] | None = None) -> str | None:
     """The token the CLI authenticates with: the one given, else the first the CLI itself would read."""
     env = os.environ if env is None else env
     return explicit or next((env[name] for name in COPILOT_TOKEN_VARIABLES if env.get(name)), None)
 
 
-def agent_environment(tag: str, github_token: str | None) -> dict[str, str]:
+def agent_environment(tag: str, github_token: str | None, withheld: Collection[str] = ()) -> dict[str, str]:
     """The CLI's environment, which every agent command inherits: planeteer's, less its secrets, tagged.
 
     The Copilot token goes in as COPILOT_GITHUB_TOKEN, which the CLI reads and removes from its shells'
     environment (the SDK's own `github_token` option would put it in COPILOT_SDK_AUTH_TOKEN, which it keeps).
     """
-    env = {name: value for name, value in os.environ.items() if not is_secret_variable(name)}
+    env = {name: value for name, value in os.environ.items() if not kept_from_agents(name, withheld)}
     token = copilot_token(github_token)
     if token:
         env["COPILOT_GITHUB_TOKEN"] = token
@@ -138,7 +146,7 @@ def agent_environment(tag: str, github_token: str | None) -> dict[str, str]:
     return env
 
 
-def hide_own_secrets() -> None:
+def hide_own_secrets(withheld: Collection[str] = ()) -> None:
     """Make this process's secrets unreadable by the agents it is about to start (same user, so /proc).
 
     Non-dumpable: /proc/<pid>/environ and /proc/<pid>/mem become unreadable to other processes of the user.
@@ -151,7 +159,7 @@ def hide_own_secrets() -> None:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_DUMPABLE, 0, 0, 0, 0)
     with contextlib.suppress(OSError, ValueError, IndexError):
-        _blank_initial_environment(is_secret_variable)
+        _blank_initial_environment(lambda name: kept_from_agents(name, withheld))
 
 
 def _blank_initial_environment(hide: Callable[[str], bool]) -> None:

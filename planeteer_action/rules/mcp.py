@@ -32,6 +32,8 @@ class McpServers:
     servers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict, repr=False)
     hashes: Mapping[str, str] = field(default_factory=dict)
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    variables: tuple[str, ...] = ()
+    """The names `${VAR}` read: kept from the agents' environment, since only the servers need the values."""
 
 
 def read_mcp_config(path: Path) -> dict[str, dict[str, Any]]:
@@ -64,6 +66,7 @@ def expand(servers: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str],
     """Each `${VAR}` replaced by its value from `environ`; a variable that is not set is an error naming it."""
     expanded: dict[str, Mapping[str, Any]] = {}
     secrets: list[str] = []
+    variables: list[str] = []
 
     def value_of(match: re.Match[str], name: str) -> str:
         variable = match[1]
@@ -73,6 +76,7 @@ def expand(servers: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str],
                 "that starts planeteer (its value is never saved)"
             )
         secrets.append(environ[variable])
+        variables.append(variable)
         return environ[variable]
 
     def walk(value: Any, name: str) -> Any:
@@ -87,7 +91,9 @@ def expand(servers: Mapping[str, Mapping[str, Any]], environ: Mapping[str, str],
     for name, server in servers.items():
         expanded[name] = walk(server, name)
     hashes = {name: json_fingerprint(server) for name, server in servers.items()}
-    return McpServers(expanded, hashes, tuple(dict.fromkeys(value for value in secrets if value)))
+    return McpServers(
+        expanded, hashes, tuple(dict.fromkeys(value for value in secrets if value)), tuple(dict.fromkeys(variables))
+    )
 
 
 def _server_problem(server: Any) -> str | None:
