@@ -20,7 +20,8 @@ from typing import Any
 from bench.common import MODEL, Sizes, TimedSaves, copilot_cli, make_repo, plan_dict, scratch, task_dict
 from bench.report import Results, ms, progress, secs
 from planeteer_action.copilot.agent import CopilotAgent, SdkCallTiming
-from planeteer_action.copilot.offline_model import OfflineModelServer, find_task_id, provider_config
+from planeteer_action.copilot.offline_model import OfflineModelServer, provider_config
+from planeteer_action.copilot.offline_requests import find_task_id
 from planeteer_action.copilot.runtime import tagged_processes
 from planeteer_action.engine.events import Event, TaskDone, TaskStarted
 from planeteer_action.engine.executor import Executor, ExecutorOptions

@@ -20,10 +20,10 @@ import pytest
 from planeteer_action.copilot.offline_model import (
     OFFLINE_MODEL,
     OfflineModelServer,
-    find_task_id,
     note_path,
     provider_config,
 )
+from planeteer_action.copilot.offline_requests import find_task_id
 
 REPO = Path(__file__).resolve().parents[1]
 

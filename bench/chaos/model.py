@@ -22,15 +22,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from planeteer_action.copilot.offline_model import (
-    NOTES_DIR,
-    OfflineModelServer,
-    _Answer,
-    current_turn,
-    find_task_id,
-    message_text,
-    note_path,
-)
+from planeteer_action.copilot.offline_model import NOTES_DIR, OfflineModelServer, _Answer, note_path
+from planeteer_action.copilot.offline_requests import current_turn, find_task_id, message_text
 from planeteer_action.engine.prompts import TASK_MARKER
 from planeteer_action.plan.model import Task
 
