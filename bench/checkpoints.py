@@ -44,8 +44,7 @@ FIG = "8"
 PLAN_PATH = ".planeteer/plan.json"
 CONCURRENCY = 4
 _DONE_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d+)?Z) task (\S+) done\b", re.MULTILINE)
-_RESTORED = "restored checkpoint"
-"""What the run step logs once a checkpoint is back on disk (main.py `restored.describe()`)."""
+_RESTORED = "restored checkpoint"  # what the run step logs once a checkpoint is back on disk
 
 
 @dataclass(frozen=True)
@@ -222,14 +221,8 @@ def state_bytes(job: Job, machine: Machine) -> tuple[int, int]:
     branch = f"planeteer/{job.plan_id}"
     objects = git(machine.workspace, "rev-list", "--objects", f"{job.sha}..{branch}")
     ids = "\n".join(line.split()[0] for line in objects.splitlines() if line.strip()) + "\n"
-    sizes = subprocess.run(
-        ["git", "cat-file", "--batch-check=%(objectsize)"],
-        cwd=machine.workspace,
-        input=ids,
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    batch = ["git", "cat-file", "--batch-check=%(objectsize)"]
+    sizes = subprocess.run(batch, cwd=machine.workspace, input=ids, capture_output=True, text=True, check=True).stdout
     commits = sum(int(size) for size in sizes.split())
     plan = json.loads((machine.workspace / PLAN_PATH).read_text(encoding="utf-8"))
     session_ids = {a["sessionId"] for t in plan["tasks"] for a in t.get("attempts", [])}
@@ -251,7 +244,8 @@ def done_times(stdout: str) -> dict[str, float]:
 
 
 def latencies(seen: list[Seen], done: dict[str, float]) -> list[tuple[float, float, int]]:
-    """(done time, seconds until an artifact created after it was finalized, that artifact's bytes), in order."""
+    """(done time, seconds until an artifact created after it was finalized, that artifact's bytes), in order.
+    A lower bound: a checkpoint built just before a task was done but created just after it counts, lacking it."""
     created = {s.name: s.wall for s in seen if s.kind == "CreateArtifact" and s.status == 200}
     finalized = [(s.wall, s.name) for s in seen if s.kind == "FinalizeArtifact" and s.status == 200]
     sizes: dict[str, int] = {}
