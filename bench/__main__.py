@@ -12,6 +12,7 @@ Figures (see bench/README.md for what each one means and what it includes):
   5. recovery inspection time with 500 and 5,000 sessions in the Copilot home
   6. time from SIGINT to exit with 8 tasks inside a long tool call
   7. what a task's git worktree costs on a 10,000-file repository (create, commit, merge, remove; disk)
+  8. the action's checkpoint traffic at the local GitHub services: bytes, artifacts, restore, latency
 
 Figures 2, 4, 5 and 6 run the real Copilot CLI (COPILOT_CLI_PATH, else .tools/node_modules/.bin/copilot) against
 the local OfflineModelServer on 127.0.0.1; nothing leaves the machine. This is a measurement, not a test: it
@@ -33,6 +34,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.checkpoints import figure_checkpoints
 from bench.common import FULL, QUICK, Sizes, copilot_cli, filesystem_of
 from bench.memory import figure_memory
 from bench.overhead import figure_overhead
@@ -52,6 +54,7 @@ FIGURES: dict[str, tuple[str, Callable[[Sizes, Results], None]]] = {
     "5": ("recovery inspection", figure_recovery),
     "6": ("SIGINT to exit", figure_sigint),
     "7": ("worktree cost per task", figure_worktrees),
+    "8": ("checkpoint traffic", figure_checkpoints),
 }
 
 

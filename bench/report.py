@@ -45,6 +45,11 @@ def mib(kib: float) -> str:
     return f"{kib / 1024:.1f} MiB"
 
 
+def megabytes(size: float) -> str:
+    """Bytes in decimal MB, as the artifact and cache services bill and GitHub's pages show them."""
+    return f"{size / 1e6:.1f} MB"
+
+
 def p95(values: Sequence[float]) -> float:
     """Nearest-rank 95th percentile."""
     ordered = sorted(values)
