@@ -34,6 +34,8 @@ from planeteer_action.engine.agent import (
     TurnTimeout,
 )
 
+pytestmark = pytest.mark.timing
+
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(os.environ.get("COPILOT_CLI_PATH") or REPO / ".tools/node_modules/.bin/copilot")
 

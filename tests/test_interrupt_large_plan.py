@@ -19,7 +19,7 @@ from helpers import wait_for
 
 from planeteer_action.copilot.offline_model import OfflineModelServer
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 TASKS = 10_000
 # Seconds from the first task done to the signal: turns start, finish and save all through this span.

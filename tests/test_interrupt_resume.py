@@ -29,7 +29,7 @@ from planeteer_action.engine.agent import TurnRequest
 from planeteer_action.plan.session_ids import session_id_for
 from planeteer_action.worktrees.names import worktree_path
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.timing]
 
 # Three tasks busy in a long shell command, one finished early, one waiting on a busy task.
 EDGES = {"quick": [], "a": [], "b": [], "c": [], "after-a": ["a"]}

@@ -16,6 +16,8 @@ from planeteer_action.errors import PlanSaveFailed
 from planeteer_action.plan.model import Plan, Task
 from planeteer_action.plan.store import BackgroundPlanWriter, load_plan, plan_json, save_plan
 
+pytestmark = pytest.mark.timing
+
 
 def _big_plan(path: Path, tasks: int = 2000) -> Plan:
     plan = Plan(id="p", name="n", tasks=[Task(id=f"t{i}", title=f"task {i}") for i in range(tasks)])
