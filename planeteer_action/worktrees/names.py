@@ -65,6 +65,11 @@ def ready_marker(worktree: Path) -> Path:
     return worktree.with_name(worktree.name + ".ready")
 
 
+def spare_worktrees(common_dir: Path, plan_id: str) -> Path:
+    """Where done tasks' worktrees wait to be handed to the next task; no task's slug has a dot in it."""
+    return worktrees_root(common_dir, plan_id) / ".spare"
+
+
 def integration_worktree_path(common_dir: Path, plan_id: str) -> Path:
     return worktrees_root(common_dir, plan_id) / INTEGRATION_FOLDER
 

@@ -9,6 +9,7 @@ index and files stay as they are. Every step reads git's state first, so a step 
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,20 +85,63 @@ class PlanWorktrees:
         """The task's working directory (its worktree), and the abandoned ref when `reset_attempt` asked for
         a reset of the worktree that attempt left. An existing worktree is reused as it is (a resume)."""
         path = names.worktree_path(self.common_dir, self.plan_id, task_id)
-        branch = names.task_branch(self.plan_id, task_id)
         ready = names.ready_marker(path)
         if (path / ".git").exists() and not ready.exists():
-            run_git(self.root, "worktree", "remove", "--force", "--force", str(path), ok_codes=(0, 128))
+            self._discard(path)
         if not (path / ".git").exists():
             shutil.rmtree(path, ignore_errors=True)  # a folder git no longer knows (a crash mid-add)
             run_git(self.root, "worktree", "prune")
+            branch = names.task_branch(self.plan_id, task_id)
             code, _ = run_git(self.root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", ok_codes=(0, 1))
             start = [branch] if code == 0 else ["-b", branch, self.ensure_integration()]
             path.parent.mkdir(parents=True, exist_ok=True)
-            run_git(self.root, "worktree", "add", "--quiet", str(path), *start)
+            if self._take_spare(path):
+                run_git(path, "checkout", "--quiet", "--force", *start)
+                run_git(path, "clean", "-ffdxq")
+            else:
+                run_git(self.root, "worktree", "add", "--quiet", str(path), *start)
             ready.touch()
         abandoned = self.reset(task_id, reset_attempt) if reset_attempt is not None else None
         return path / self.subdir, abandoned
+
+    def release(self, task_id: str) -> None:
+        """Hand a done task's worktree on: it becomes a spare that the next task's `prepare` checks out where
+        it is, rewriting only the files that differ, instead of writing a whole new checkout and deleting this one.
+
+        Call it once the task's merge is saved. Each step leaves what a crash can leave anyway: without its
+        ready marker, the task's folder or the spare is removed by the next `prepare` or `remove`.
+        """
+        path = names.worktree_path(self.common_dir, self.plan_id, task_id)
+        if not names.ready_marker(path).exists():
+            return
+        names.ready_marker(path).unlink()
+        # Detached, the spare holds no branch: the task's branch can be checked out again (a retry) or deleted.
+        run_git(path, "update-ref", "--no-deref", "HEAD", "HEAD")
+        spares = names.spare_worktrees(self.common_dir, self.plan_id)
+        spares.mkdir(parents=True, exist_ok=True)
+        spare = next(spares / str(n) for n in itertools.count() if not (spares / str(n)).exists())
+        path.rename(spare)
+        run_git(self.root, "worktree", "repair", str(spare))
+        names.ready_marker(spare).touch()
+
+    def _take_spare(self, path: Path) -> bool:
+        """Move a ready spare to `path` and tell git where it now is; False when there is none that works."""
+        spares = names.spare_worktrees(self.common_dir, self.plan_id)
+        for marker in sorted(spares.glob("*.ready")) if spares.is_dir() else []:
+            spare = spares / marker.name.removesuffix(".ready")
+            marker.unlink()
+            spare.rename(path)
+            code, _ = run_git(self.root, "worktree", "repair", str(path), ok_codes=(0, 1, 128))
+            if code == 0:
+                return True
+            self._discard(path)  # its git admin folder is gone: a folder of plain files
+        return False
+
+    def _discard(self, path: Path) -> None:
+        """Remove a worktree folder, and git's record of it, whatever state a crash left them in."""
+        run_git(self.root, "worktree", "remove", "--force", "--force", str(path), ok_codes=(0, 128))
+        shutil.rmtree(path, ignore_errors=True)
+        run_git(self.root, "worktree", "prune")
 
     def commit(self, task_id: str, title: str, session_id: str) -> bool:
         """Commit what the agent left uncommitted (commits it made itself stay); False when nothing was left."""
@@ -166,14 +210,14 @@ class PlanWorktrees:
         return kept
 
     def remove(self, abandoned: bool = True) -> list[str]:
-        """Remove the plan's worktrees and task branches, and with `abandoned` the abandoned attempts' refs
-        (never the integration branch); returns the branches and refs deleted."""
+        """Remove the plan's worktrees (spares too) and task branches, and with `abandoned` the abandoned
+        attempts' refs (never the integration branch); returns the branches and refs deleted."""
         folder = names.worktrees_root(self.common_dir, self.plan_id)
-        if folder.is_dir():
-            for path in sorted(folder.iterdir()):
-                if (path / ".git").exists():
-                    run_git(self.root, "worktree", "remove", "--force", "--force", str(path), ok_codes=(0, 128))
-            shutil.rmtree(folder, ignore_errors=True)
+        spares = names.spare_worktrees(self.common_dir, self.plan_id)
+        for path in sorted(path for parent in (folder, spares) if parent.is_dir() for path in parent.iterdir()):
+            if (path / ".git").exists():
+                run_git(self.root, "worktree", "remove", "--force", "--force", str(path), ok_codes=(0, 128))
+        shutil.rmtree(folder, ignore_errors=True)
         run_git(self.root, "worktree", "prune")
         refs = git_out(
             self.root,
