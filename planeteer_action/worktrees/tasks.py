@@ -9,6 +9,7 @@ index and files stay as they are. Every step reads git's state first, so a step 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import shutil
 from dataclasses import dataclass, field
@@ -38,6 +39,12 @@ class PlanWorktrees:
         self.plan_id = plan_id
         self.base_commit = base_commit
         self.integration_branch = names.integration_branch(plan_id)
+
+    @functools.cached_property
+    def identity(self) -> list[str]:
+        """The committer for planeteer's commits, read once: the repository's configuration does not change
+        under a run, and asking git for it anew cost two processes a commit and two a merge."""
+        return identity_args(self.root)
 
     @classmethod
     def open(cls, working_directory: Path, plan_id: str, base_commit: str | None) -> PlanWorktrees:
@@ -153,7 +160,7 @@ class PlanWorktrees:
         trailers = [
             f"--trailer={key}: {value}" for key, value in names.commit_trailers(self.plan_id, task_id, session_id)
         ]
-        run_git(path, *identity_args(path), "commit", "--quiet", "--no-verify", "-m", title or task_id, *trailers)
+        run_git(path, *self.identity, "commit", "--quiet", "--no-verify", "-m", title or task_id, *trailers)
         return True
 
     def integrate(self, task_id: str, title: str) -> Integrated:
@@ -176,7 +183,7 @@ class PlanWorktrees:
         trailers = f"{names.TRAILER_PLAN}: {self.plan_id}\n{names.TRAILER_TASK}: {task_id}"
         merge = git_out(
             self.root,
-            *identity_args(self.root),
+            *self.identity,
             "commit-tree",
             lines[0],
             "-p",
@@ -202,7 +209,7 @@ class PlanWorktrees:
         kept = None
         if tree != git_out(path, "rev-parse", "HEAD^{tree}") or not self._is_ancestor(head, tip):
             message = f"Planeteer: abandoned attempt {attempt} of task {task_id}"
-            snapshot = git_out(path, *identity_args(path), "commit-tree", tree, "-p", head, "-m", message)
+            snapshot = git_out(path, *self.identity, "commit-tree", tree, "-p", head, "-m", message)
             kept = names.abandoned_ref(self.plan_id, task_id, attempt)
             run_git(self.root, "update-ref", kept, snapshot)
         run_git(path, "reset", "--quiet", "--hard", tip)
