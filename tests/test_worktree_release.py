@@ -1,23 +1,32 @@
 """A done task's worktree handed to the next task (`PlanWorktrees.release`, then `prepare`), on a temporary
-repository: the done task's folder is gone once released, the next task gets exactly a fresh checkout of the
-integrated work, and a kill at any step of either leaves nothing a next run trips on."""
+repository: the executor hands it on only once the task's merge is saved, the done task's folder is then gone,
+the next task gets exactly a fresh checkout of the integrated work, and a kill at any step of either leaves
+nothing a next run trips on."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from harness import make_repo
 from helpers import git
+from memory_agent import MemoryAgent
 
+from planeteer_action.engine.agent import TurnRequest, TurnResult
+from planeteer_action.engine.events import Event, TaskDone
+from planeteer_action.engine.executor import Executor, ExecutorOptions
+from planeteer_action.engine.prompts import TASK_MARKER
+from planeteer_action.plan.model import Plan
 from planeteer_action.worktrees import git as worktree_git
 from planeteer_action.worktrees import names, tasks
 from planeteer_action.worktrees.tasks import PlanWorktrees
+from planeteer_action.worktrees.workspaces import WorktreeWorkspaces
 
 PLAN = "plan-release"
 
@@ -201,3 +210,62 @@ def test_a_kill_at_any_step_of_a_release_leaves_nothing_a_next_run_trips_on(tmp_
 
 def test_a_kill_at_any_step_of_taking_a_spare_leaves_nothing_a_next_run_trips_on(tmp_path: Path) -> None:
     assert kill_at_every_step(tmp_path, a_done_and_released, prepare_b) >= 5
+
+
+class WritingAgent(MemoryAgent):
+    """Each turn writes `<task>.txt`, listing what the task's worktree held when it started, and an ignored
+    build output, as an agent's build would."""
+
+    async def run_turn(self, request: TurnRequest) -> TurnResult:
+        task_id = request.prompt.split(TASK_MARKER, 1)[1].split()[0]
+        workdir = request.working_directory
+        seen = sorted(p.name for p in workdir.iterdir() if p.name != ".git")
+        (workdir / f"{task_id}.txt").write_text(" ".join(seen))
+        (workdir / "build").mkdir(exist_ok=True)
+        (workdir / "build" / f"{task_id}.o").write_bytes(b"\x7fELF")
+        return await super().run_turn(request)
+
+
+class WorktreesAtEachSave:
+    """A saver that notes, whenever a task is saved done for the first time, whether its worktree was there."""
+
+    def __init__(self, worktrees: PlanWorktrees) -> None:
+        self.worktrees = worktrees
+        self.first_saved_done: dict[str, bool] = {}
+
+    async def save(self, plan: Plan, changed: Collection[str] | None) -> None:
+        for task in plan.tasks:
+            if task.status == "done" and task.id not in self.first_saved_done:
+                path = names.worktree_path(self.worktrees.common_dir, PLAN, task.id)
+                self.first_saved_done[task.id] = names.ready_marker(path).exists()
+
+    def save_blocking(self, plan: Plan, changed: Collection[str] | None) -> None:
+        raise AssertionError("not expected in this run")
+
+
+def test_the_executor_hands_a_done_tasks_worktree_on_only_after_its_merge_is_saved(repo: Path) -> None:
+    edges = {"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]}
+    plan = Plan.model_validate(
+        {"id": PLAN, "name": "p", "tasks": [{"id": t, "title": t, "dependsOn": d} for t, d in edges.items()]}
+    )
+    worktrees = PlanWorktrees.open(repo, PLAN, None)
+    saver = WorktreesAtEachSave(worktrees)
+    options = ExecutorOptions(repo, concurrency=2, workspaces=WorktreeWorkspaces(worktrees))
+    done: list[tuple[str, bool]] = []
+
+    def on_event(event: Event) -> None:
+        if isinstance(event, TaskDone):
+            path = names.worktree_path(worktrees.common_dir, PLAN, event.task_id)
+            done.append((event.task_id, path.exists()))
+
+    result = asyncio.run(Executor(plan, WritingAgent(), options, saver, [on_event]).run())
+    assert result.status == "complete"
+    assert saver.first_saved_done == dict.fromkeys(edges, True)  # saved done while its worktree was still there
+    assert sorted(done) == [(task_id, False) for task_id in edges]  # and gone by the time it is reported done
+    seen = {t: git(repo, "show", f"{worktrees.integration_branch}:{t}.txt").split() for t in edges}
+    assert seen["a"] == [".gitignore", "README.md"]
+    assert {"a.txt", "b.txt", "c.txt"} <= set(seen["d"]) and "build" not in seen["d"]
+    assert all("a.txt" in seen[t] and "build" not in seen[t] for t in ("b", "c"))
+    held = [p for p in names.spare_worktrees(worktrees.common_dir, PLAN).iterdir() if p.is_dir()]
+    assert 1 <= len(held) <= 2  # one worktree per task running at once, never one per task
+    assert_nothing_left(repo, worktrees)
