@@ -123,13 +123,14 @@ def test_more_spares_than_tasks_are_all_removed_at_the_end(repo: Path) -> None:
     assert_nothing_left(repo, worktrees)
 
 
-def test_a_spare_whose_git_record_was_deleted_is_dropped_and_a_fresh_worktree_made(repo: Path) -> None:
+def test_spares_damaged_by_hand_are_dropped_and_a_fresh_worktree_made(repo: Path) -> None:
     worktrees = PlanWorktrees.open(repo, PLAN, None)
     finish(worktrees, "a")
     worktrees.release("a")
     spare = names.spare_worktrees(worktrees.common_dir, PLAN) / "0"
     admin = Path(git(spare, "rev-parse", "--absolute-git-dir"))
     shutil.rmtree(admin)  # someone cleaned .git/worktrees by hand
+    (spare.parent / "7.ready").touch()  # and removed a spare folder, but not its marker
     b, _ = worktrees.prepare("b", None)
     assert_fresh_checkout_of_the_integrated_work(worktrees, "b", b)
     assert not spare.exists()

@@ -137,6 +137,8 @@ class PlanWorktrees:
         for marker in sorted(spares.glob("*.ready")) if spares.is_dir() else []:
             spare = spares / marker.name.removesuffix(".ready")
             marker.unlink()
+            if not spare.is_dir():
+                continue  # removed by hand
             spare.rename(path)
             code, _ = run_git(self.root, "worktree", "repair", str(path), ok_codes=(0, 1, 128))
             if code == 0:
