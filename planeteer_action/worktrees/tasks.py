@@ -4,7 +4,8 @@ Each task works in its own worktree on its own branch, made from the integration
 task starts. A finished task's work is committed there, then merged into the integration branch with
 `git merge-tree` and a compare-and-swap ref update: no checkout is needed to merge, so the user's branch,
 index and files stay as they are. Every step reads git's state first, so a step repeated after a crash
-(SIGKILL between "committed" and "merged", say) neither loses nor doubles a commit.
+(SIGKILL between "committed" and "merged", say) neither loses nor doubles a commit. A done task's worktree is
+handed to the next task that starts (`release`, then `prepare`), so a task rarely pays for a whole checkout.
 """
 
 from __future__ import annotations
