@@ -41,6 +41,9 @@ def test_a_kill_at_each_step_recovers_with_exactly_one_commit_per_task(tmp_path:
     merge = plan.task("a").commit
     assert merge is not None and git(ws.repo, "show", f"{merge}:planeteer-notes/a.md").startswith("# a")
     assert git(ws.repo, "rev-list", "--count", "--merges", BRANCH) == "2"  # one merge per task
+    # Whatever the kill interrupted (after "saved": the hand-over of a's worktree), nothing is left over.
+    assert git(ws.repo, "worktree", "list", "--porcelain").count("worktree ") == 1
+    assert git(ws.repo, "branch", "--list", "planeteer-task/*") == ""
 
 
 def test_start_fresh_leaves_no_trace_of_the_abandoned_attempt(tmp_path: Path) -> None:

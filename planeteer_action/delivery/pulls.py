@@ -10,7 +10,8 @@ github/rest-api-description) defines them:
 - A pull request's `number` and `html_url`; `GET /repos/{owner}/{repo}` gives `permissions` (`push`) for a user's
   token only, not for an installation token such as a workflow's GITHUB_TOKEN.
 - A token without the permission an endpoint needs is answered 403, with `X-Accepted-GitHub-Permissions`
-  naming it (e.g. `pull_requests=write`) for GitHub Apps' (and so GITHUB_TOKEN's) and fine-grained tokens.
+  naming it (e.g. `pull_requests=write`) for GitHub Apps' (and so GITHUB_TOKEN's) and fine-grained tokens
+  (sources in `PullRequests.check_access`).
 """
 
 from __future__ import annotations
@@ -48,9 +49,30 @@ class PullRequests:
 
     def check_access(self) -> None:
         """What can be known before the run: the token is accepted and can read the repository; a user's token
-        with no push access is refused; and a pull request with no fields (which can never be created) is
-        asked for: 403 means no `pull-requests: write`; any other answer (422) is taken as not refused. That
-        GitHub checks the permission before the fields is an assumption: the final call reports either way."""
+        with no push access is refused; and a pull request with no fields is asked for, which can never be
+        made: a 401, 403 or 404 refuses the run, with the permission GitHub names; any other answer (422) lets it
+        start, and the real call at the end reports a refusal in the same words.
+
+        The evidence, and where it stops:
+        - "If your app makes a REST API request with insufficient permissions, the API will return a `403`
+          response", and the `X-Accepted-GitHub-Permissions` response header lists the permissions the endpoint
+          needs (https://docs.github.com/en/apps/creating-github-apps/registering-a-github-app/choosing-permissions-for-a-github-app,
+          https://github.blog/changelog/2023-08-10-x-accepted-github-permissions-header-for-fine-grained-permission-actors);
+          a workflow's GITHUB_TOKEN is such an app's installation token
+          (https://docs.github.com/en/actions/concepts/security/github_token).
+          GitHub may answer 404 instead of 403 so as not to confirm that a private repository exists
+          (https://docs.github.com/en/rest/using-the-rest-api/troubleshooting-the-rest-api).
+        - Public threads show `POST /repos/{owner}/{repo}/pulls` with a full body answered 403 "Resource not
+          accessible by integration" for a GITHUB_TOKEN without `pull-requests: write`
+          (https://github.com/repo-sync/pull-request/issues/129, https://github.com/peter-evans/create-pull-request/issues/3236)
+          and 403 "GitHub Actions is not permitted to create or approve pull requests." when the repository's
+          Actions settings forbid it (https://github.com/danielroe/uppt/issues/11,
+          https://github.blog/changelog/2022-05-03-github-actions-prevent-github-actions-from-creating-and-approving-pull-requests/).
+        - Not found anywhere, documented or observed: whether GitHub checks the permission (or that setting)
+          before it validates the fields. If it validates first, a token without the permission gets 422 here
+          too and the run starts; GitHub documents no way to read a GITHUB_TOKEN's permissions, so the final
+          call is where such a token is refused (the pushed branch keeps the work).
+        """
         answer = self._call("GET", "", doing=f"reading {self._repository}")
         permissions = answer.get("permissions") if isinstance(answer, dict) else None
         if isinstance(permissions, dict) and permissions.get("push") is False:

@@ -266,6 +266,8 @@ class Executor:
         task.agent_result = summary
         await self._save(task)
         self._finish_step(task, "saved")
+        if workspaces is not None:
+            await workspaces.release(task.id)
         self.emit(
             TaskDone(
                 task_id=task.id,

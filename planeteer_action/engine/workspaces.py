@@ -40,3 +40,6 @@ class TaskWorkspaces(Protocol):
 
     async def integrate(self, task_id: str, title: str) -> MergeResult:
         """Merge the task's work into the integrated work, one merge at a time; safe to repeat."""
+
+    async def release(self, task_id: str) -> None:
+        """The task is done and saved: its workspace may go (or serve the next task); never raises."""

@@ -16,7 +16,6 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
 TRAILER_PLAN = "Planeteer-Plan"
 TRAILER_TASK = "Planeteer-Task"
 TRAILER_SESSION = "Planeteer-Session"
-INTEGRATION_FOLDER = "_integration"
 
 
 def safe_ref_component(text: str) -> str:
@@ -65,8 +64,9 @@ def ready_marker(worktree: Path) -> Path:
     return worktree.with_name(worktree.name + ".ready")
 
 
-def integration_worktree_path(common_dir: Path, plan_id: str) -> Path:
-    return worktrees_root(common_dir, plan_id) / INTEGRATION_FOLDER
+def spare_worktrees(common_dir: Path, plan_id: str) -> Path:
+    """Where done tasks' worktrees wait to be handed to the next task; no task's slug has a dot in it."""
+    return worktrees_root(common_dir, plan_id) / ".spare"
 
 
 def commit_trailers(plan_id: str, task_id: str, session_id: str) -> list[tuple[str, str]]:

@@ -4,11 +4,14 @@ Each task works in its own worktree on its own branch, made from the integration
 task starts. A finished task's work is committed there, then merged into the integration branch with
 `git merge-tree` and a compare-and-swap ref update: no checkout is needed to merge, so the user's branch,
 index and files stay as they are. Every step reads git's state first, so a step repeated after a crash
-(SIGKILL between "committed" and "merged", say) neither loses nor doubles a commit.
+(SIGKILL between "committed" and "merged", say) neither loses nor doubles a commit. A done task's worktree is
+handed to the next task that starts (`release`, then `prepare`), so a task rarely pays for a whole checkout.
 """
 
 from __future__ import annotations
 
+import functools
+import itertools
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +40,12 @@ class PlanWorktrees:
         self.plan_id = plan_id
         self.base_commit = base_commit
         self.integration_branch = names.integration_branch(plan_id)
+
+    @functools.cached_property
+    def identity(self) -> list[str]:
+        """The committer for planeteer's commits, read once: the repository's configuration does not change
+        under a run, and asking git for it anew cost two processes a commit and two a merge."""
+        return identity_args(self.root)
 
     @classmethod
     def open(cls, working_directory: Path, plan_id: str, base_commit: str | None) -> PlanWorktrees:
@@ -84,20 +93,65 @@ class PlanWorktrees:
         """The task's working directory (its worktree), and the abandoned ref when `reset_attempt` asked for
         a reset of the worktree that attempt left. An existing worktree is reused as it is (a resume)."""
         path = names.worktree_path(self.common_dir, self.plan_id, task_id)
-        branch = names.task_branch(self.plan_id, task_id)
         ready = names.ready_marker(path)
         if (path / ".git").exists() and not ready.exists():
-            run_git(self.root, "worktree", "remove", "--force", "--force", str(path), ok_codes=(0, 128))
+            self._discard(path)
         if not (path / ".git").exists():
             shutil.rmtree(path, ignore_errors=True)  # a folder git no longer knows (a crash mid-add)
             run_git(self.root, "worktree", "prune")
+            branch = names.task_branch(self.plan_id, task_id)
             code, _ = run_git(self.root, "rev-parse", "--verify", "--quiet", f"refs/heads/{branch}", ok_codes=(0, 1))
             start = [branch] if code == 0 else ["-b", branch, self.ensure_integration()]
             path.parent.mkdir(parents=True, exist_ok=True)
-            run_git(self.root, "worktree", "add", "--quiet", str(path), *start)
+            if self._take_spare(path):
+                run_git(path, "checkout", "--quiet", "--force", *start)
+                run_git(path, "clean", "-ffdxq")
+            else:
+                run_git(self.root, "worktree", "add", "--quiet", str(path), *start)
             ready.touch()
         abandoned = self.reset(task_id, reset_attempt) if reset_attempt is not None else None
         return path / self.subdir, abandoned
+
+    def release(self, task_id: str) -> None:
+        """Hand a done task's worktree on: it becomes a spare that the next task's `prepare` checks out where
+        it is, rewriting only the files that differ, instead of writing a whole new checkout and deleting this one.
+
+        Call it once the task's merge is saved. Each step leaves what a crash can leave anyway: without its
+        ready marker, the task's folder or the spare is removed by the next `prepare` or `remove`.
+        """
+        path = names.worktree_path(self.common_dir, self.plan_id, task_id)
+        if not names.ready_marker(path).exists():
+            return
+        names.ready_marker(path).unlink()
+        # Detached, the spare holds no branch: the task's branch can be checked out again (a retry) or deleted.
+        run_git(path, "update-ref", "--no-deref", "HEAD", "HEAD")
+        spares = names.spare_worktrees(self.common_dir, self.plan_id)
+        spares.mkdir(parents=True, exist_ok=True)
+        spare = next(spares / str(n) for n in itertools.count() if not (spares / str(n)).exists())
+        path.rename(spare)
+        run_git(self.root, "worktree", "repair", str(spare))
+        names.ready_marker(spare).touch()
+
+    def _take_spare(self, path: Path) -> bool:
+        """Move a ready spare to `path` and tell git where it now is; False when there is none that works."""
+        spares = names.spare_worktrees(self.common_dir, self.plan_id)
+        for marker in sorted(spares.glob("*.ready")) if spares.is_dir() else []:
+            spare = spares / marker.name.removesuffix(".ready")
+            marker.unlink()
+            if not spare.is_dir():
+                continue  # removed by hand
+            spare.rename(path)
+            code, _ = run_git(self.root, "worktree", "repair", str(path), ok_codes=(0, 1, 128))
+            if code == 0:
+                return True
+            self._discard(path)  # its git admin folder is gone: a folder of plain files
+        return False
+
+    def _discard(self, path: Path) -> None:
+        """Remove a worktree folder, and git's record of it, whatever state a crash left them in."""
+        run_git(self.root, "worktree", "remove", "--force", "--force", str(path), ok_codes=(0, 128))
+        shutil.rmtree(path, ignore_errors=True)
+        run_git(self.root, "worktree", "prune")
 
     def commit(self, task_id: str, title: str, session_id: str) -> bool:
         """Commit what the agent left uncommitted (commits it made itself stay); False when nothing was left."""
@@ -109,7 +163,7 @@ class PlanWorktrees:
         trailers = [
             f"--trailer={key}: {value}" for key, value in names.commit_trailers(self.plan_id, task_id, session_id)
         ]
-        run_git(path, *identity_args(path), "commit", "--quiet", "--no-verify", "-m", title or task_id, *trailers)
+        run_git(path, *self.identity, "commit", "--quiet", "--no-verify", "-m", title or task_id, *trailers)
         return True
 
     def integrate(self, task_id: str, title: str) -> Integrated:
@@ -132,7 +186,7 @@ class PlanWorktrees:
         trailers = f"{names.TRAILER_PLAN}: {self.plan_id}\n{names.TRAILER_TASK}: {task_id}"
         merge = git_out(
             self.root,
-            *identity_args(self.root),
+            *self.identity,
             "commit-tree",
             lines[0],
             "-p",
@@ -158,7 +212,7 @@ class PlanWorktrees:
         kept = None
         if tree != git_out(path, "rev-parse", "HEAD^{tree}") or not self._is_ancestor(head, tip):
             message = f"Planeteer: abandoned attempt {attempt} of task {task_id}"
-            snapshot = git_out(path, *identity_args(path), "commit-tree", tree, "-p", head, "-m", message)
+            snapshot = git_out(path, *self.identity, "commit-tree", tree, "-p", head, "-m", message)
             kept = names.abandoned_ref(self.plan_id, task_id, attempt)
             run_git(self.root, "update-ref", kept, snapshot)
         run_git(path, "reset", "--quiet", "--hard", tip)
@@ -166,14 +220,14 @@ class PlanWorktrees:
         return kept
 
     def remove(self, abandoned: bool = True) -> list[str]:
-        """Remove the plan's worktrees and task branches, and with `abandoned` the abandoned attempts' refs
-        (never the integration branch); returns the branches and refs deleted."""
+        """Remove the plan's worktrees (spares too) and task branches, and with `abandoned` the abandoned
+        attempts' refs (never the integration branch); returns the branches and refs deleted."""
         folder = names.worktrees_root(self.common_dir, self.plan_id)
-        if folder.is_dir():
-            for path in sorted(folder.iterdir()):
-                if (path / ".git").exists():
-                    run_git(self.root, "worktree", "remove", "--force", "--force", str(path), ok_codes=(0, 128))
-            shutil.rmtree(folder, ignore_errors=True)
+        spares = names.spare_worktrees(self.common_dir, self.plan_id)
+        for path in sorted(path for parent in (folder, spares) if parent.is_dir() for path in parent.iterdir()):
+            if (path / ".git").exists():
+                run_git(self.root, "worktree", "remove", "--force", "--force", str(path), ok_codes=(0, 128))
+        shutil.rmtree(folder, ignore_errors=True)
         run_git(self.root, "worktree", "prune")
         refs = git_out(
             self.root,

@@ -1,11 +1,14 @@
 """`PlanWorktrees` as the engine's `TaskWorkspaces`: git runs in worker threads, one shared-state change at a
-time (worktree creation, resets and merges share one lock; a commit inside a task's own worktree does not)."""
+time (worktree creation, resets, merges and hand-overs share one lock; a commit inside a task's own worktree
+does not)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from pathlib import Path
 
+from planeteer_action.worktrees.git import GitFailed
 from planeteer_action.worktrees.tasks import Integrated, PlanWorktrees
 
 
@@ -25,3 +28,10 @@ class WorktreeWorkspaces:
     async def integrate(self, task_id: str, title: str) -> Integrated:
         async with self._lock:
             return await asyncio.to_thread(self.worktrees.integrate, task_id, title)
+
+    async def release(self, task_id: str) -> None:
+        """The task is done and saved: its worktree goes to the next task. Failing here costs only disk (the
+        folder stays until the run's end removes it), never the task or the run."""
+        async with self._lock:
+            with contextlib.suppress(GitFailed, OSError):
+                await asyncio.to_thread(self.worktrees.release, task_id)

@@ -12,9 +12,14 @@ github/rest-api-description, operations pulls/create, pulls/list, pulls/get, pul
 - update takes `title`, `body`, `state`, `base`, `maintainer_can_modify`;
 - a pull request has `number`, `html_url`, `url`, `state`, `title`, `body`, `head`/`base` (`label`, `ref`, `sha`).
 - A token short of a permission is answered 403 "Resource not accessible by integration" with the header
-  `X-Accepted-GitHub-Permissions` naming it; a repository whose Actions settings forbid workflows to open pull
-  requests answers "GitHub Actions is not permitted to create or approve pull requests." Here the permission
-  is checked before the fields, as this fake's one assumption about GitHub's order.
+  `X-Accepted-GitHub-Permissions` naming it (docs.github.com/en/apps/creating-github-apps/registering-a-github-app/
+  choosing-permissions-for-a-github-app; github.blog/changelog/2023-08-10-x-accepted-github-permissions-header-for-
+  fine-grained-permission-actors; the message as seen for `POST .../pulls` in github.com/repo-sync/pull-request/
+  issues/129); a repository whose Actions settings forbid workflows to open pull requests answers 403 "GitHub
+  Actions is not permitted to create or approve pull requests." (the body quoted in github.com/danielroe/uppt/
+  issues/11).
+- Here both of those are checked before the fields: this fake's one assumption about GitHub's order, which
+  no source found says either way (see `PullRequests.check_access`, whose empty-body probe relies on it).
 
 Stricter than GitHub in one way: unknown fields are refused (GitHub ignores them), so a misspelt one fails.
 Branches are read from `remote`, the bare repository the checkout pushes to.
