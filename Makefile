@@ -43,9 +43,8 @@ demo: setup
 	git -C $(DEMO) merge --quiet planeteer/demo-plan
 	@echo "The agents' work, merged from planeteer/demo-plan: $$(ls $(DEMO)/planeteer-notes | tr '\n' ' ')"
 
-# Two at a time (pytest-xdist, a test file per worker), then alone the tests that hold planeteer to deadlines or
-# signal it at chosen instants (marked `timing`), so that no deadline is measured on a machine the suite itself
-# loads. Both parts always run; the target fails if either did. Plain `pytest` runs everything, one at a time.
+# Two at a time (pytest-xdist, a test file per worker), then alone the tests that hold planeteer to deadlines
+# (marked `timing`), so that no deadline is measured on a machine the suite itself loads. Both parts always run; the target fails if either did. Plain `pytest` runs everything, one at a time.
 test: setup
 	$(PY) -m pytest -n 2 --dist loadfile -m "not timing"; parallel=$$?; \
 	$(PY) -m pytest -p no:xdist -m timing && exit $$parallel

@@ -28,7 +28,7 @@ from planeteer_action.copilot.offline_model import OfflineModelServer, note_path
 from planeteer_action.engine.agent import TurnRequest
 from planeteer_action.worktrees.names import integration_branch
 
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+pytestmark = pytest.mark.integration
 
 DELAYS_MS = range(0, 101, 10)
 
