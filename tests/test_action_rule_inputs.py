@@ -54,12 +54,20 @@ def test_patterns_are_read_per_line_or_comma_and_allowing_a_default_lifts_it(tmp
         ({"mcp_config": "{oops"}, "input `mcp-config`:1:2: malformed JSON"),
         ({"mcp_config": '{"servers": {}}'}, 'input `mcp-config`: expected an object with "mcpServers"'),
         ({"skills_dir": "nowhere"}, "input `skills-dir` "),
+        ({"add_dirs": "cache\nnowhere"}, "input `add-dirs`: "),
     ],
 )
 def test_a_bad_rule_input_is_one_error_naming_it(tmp_path: Path, inputs: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
         read_inputs(given(**inputs), tmp_path)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+
+
+def test_added_folders_are_read_per_line_or_comma_relative_to_the_workspace(tmp_path: Path) -> None:
+    for name in ("cache", "out"):
+        (tmp_path / name).mkdir()
+    rules = read_inputs(given(add_dirs=f"cache\n{tmp_path / 'out'}, cache"), tmp_path).rules
+    assert rules.writable_dirs == ((tmp_path / "cache").resolve(), (tmp_path / "out").resolve())
 
 
 def test_mcp_config_is_inline_json_or_a_path_in_the_workspace(tmp_path: Path) -> None:

@@ -149,6 +149,17 @@ def test_a_missing_enabled_skill_is_a_problem_naming_where_it_was_looked_for(tmp
     ]
 
 
+def test_added_folders_are_writable_for_every_task_and_recorded(tmp_path: Path) -> None:
+    extra = tmp_path / "cache"
+    extra.mkdir()
+    task = plan([{"id": "a", "title": "t"}]).tasks[0]
+    rules = load_rules(plan([]), tmp_path, RuleOptions(writable_dirs=(extra,)), {})
+    assert rules.session_rules(task).writable_directories == (extra,)
+    record = rules.record(task)
+    assert record is not None and record.writable_directories == [str(extra)]
+    assert rules_changes(record, None) == [f"writable -{extra}"]
+
+
 def test_a_task_without_any_rule_records_nothing(tmp_path: Path) -> None:
     task = plan([{"id": "a", "title": "t"}]).tasks[0]
     assert load_rules(plan([]), tmp_path, RuleOptions(), {}).record(task) is None

@@ -93,7 +93,10 @@ def test_doctor_lists_each_tasks_effective_rules_by_name_only(tmp_path: Path, mo
     ]
     path = write_plan(tmp_path, tasks, skills=[{"name": "python", "enabled": True}, {"name": "web", "enabled": False}])
     monkeypatch.setenv("DOCTOR_TOKEN", SECRET)
-    flags = ["--workdir", str(tmp_path), "--plan", str(path), "--deny-tool", "shell(git push)", "--mcp-config"]
+    extra = tmp_path / "cache"
+    extra.mkdir()
+    flags = ["--workdir", str(tmp_path), "--plan", str(path), "--deny-tool", "shell(git push)", "--add-dir", str(extra)]
+    flags.append("--mcp-config")
     result = CliRunner().invoke(main, ["doctor", "--json", *flags, str(config)])
     assert SECRET not in result.output
     report = json.loads(result.stdout)
@@ -108,6 +111,7 @@ def test_doctor_lists_each_tasks_effective_rules_by_name_only(tmp_path: Path, mo
             "reasoningEffort": None,
             "agent": None,
             "env": ["API_URL"],
+            "writableDirectories": [str(extra)],
         },
         {
             "id": "ui",
@@ -119,12 +123,13 @@ def test_doctor_lists_each_tasks_effective_rules_by_name_only(tmp_path: Path, mo
             "reasoningEffort": "high",
             "agent": None,
             "env": [],
+            "writableDirectories": [str(extra)],
         },
     ]
     text = CliRunner().invoke(main, ["doctor", *flags, str(config)])
     assert (
         "     ui: model claude-sonnet-4; effort high; agent default; allow -; deny shell(git push); MCP servers db; "
-        "skills python; env none"
+        f"skills python; env none; writes in the worktree, {extra}"
     ) in text.stdout.splitlines()
     assert SECRET not in text.output
 

@@ -140,10 +140,23 @@ def _rule_inputs(variables: Mapping[str, str], workspace: Path) -> RuleOptions:
         mcp_config=mcp_path,
         mcp_config_json=mcp_text if mcp_path is None else None,
         skills_dirs=((workspace / skills_dir).resolve(),) if skills_dir else (),
+        writable_dirs=_folders(variables, "add-dirs", workspace),
         source="inputs",
     )
     mcp_servers(options)  # its form checked here; its `${VAR}`s when the run starts
     return options
+
+
+def _folders(variables: Mapping[str, str], name: str, workspace: Path) -> tuple[Path, ...]:
+    """Existing folders, one per line or comma-separated, relative to the workspace unless absolute."""
+    folders: list[Path] = []
+    for text in re.split(r"[\n,]", _get(variables, name) or ""):
+        if text.strip():
+            folder = (workspace / text.strip()).resolve()
+            if not folder.is_dir():
+                raise ConfigError(f"input `{name}`: {folder} is not a folder: create it or drop it from `{name}`")
+            folders.append(folder)
+    return tuple(dict.fromkeys(folders))
 
 
 def _patterns(variables: Mapping[str, str], name: str) -> list[str]:

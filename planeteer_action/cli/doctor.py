@@ -139,6 +139,7 @@ def _agent_rules(plan_path: Path, workdir: Path, options: RuleOptions) -> Check:
                 "reasoningEffort": session.reasoning_effort,
                 "agent": session.agent,
                 "env": sorted(session.env),
+                "writableDirectories": [str(path) for path in session.writable_directories],
             }
         )
     detail = "per task (the task's own setting, else the command line's, else .planeteer/settings.json's):"
@@ -155,5 +156,6 @@ def _described(task: dict[str, Any]) -> str:
         f"MCP servers {', '.join(task['mcpServers']) or 'none'}",
         f"skills {', '.join(task['skills']) or 'none'}",
         f"env {', '.join(task['env']) or 'none'}",
+        f"writes in the worktree{''.join(f', {path}' for path in task['writableDirectories'])}",
     ]
     return "; ".join(parts)

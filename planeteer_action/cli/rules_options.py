@@ -48,6 +48,14 @@ _OPTIONS = (
         "Repeatable.",
     ),
     click.option(
+        "--add-dir",
+        "writable_dirs",
+        multiple=True,
+        type=click.Path(path_type=Path, file_okay=False, exists=True),
+        help="A folder the agents' file tools may write to besides their task's worktree (writes elsewhere are "
+        "denied). Repeatable.",
+    ),
+    click.option(
         "--reasoning-effort",
         type=click.Choice(REASONING_EFFORTS),
         envvar="PLANETEER_REASONING_EFFORT",
@@ -66,10 +74,11 @@ def rule_options(command: F) -> F:
         deny_tools: tuple[str, ...],
         mcp_config: Path | None,
         skills_dirs: tuple[Path, ...],
+        writable_dirs: tuple[Path, ...],
         reasoning_effort: str | None,
         **kwargs: Any,
     ) -> Any:
-        rules = _rules_from(allow_tools, deny_tools, mcp_config, skills_dirs, reasoning_effort)
+        rules = _rules_from(allow_tools, deny_tools, mcp_config, skills_dirs, writable_dirs, reasoning_effort)
         return command(*args, rules=rules, **kwargs)
 
     wrapped: Any = with_rules
@@ -83,6 +92,7 @@ def _rules_from(
     deny_tools: tuple[str, ...],
     mcp_config: Path | None,
     skills_dirs: tuple[Path, ...],
+    writable_dirs: tuple[Path, ...],
     reasoning_effort: str | None,
 ) -> RuleOptions:
     layer = RuleLayer(reasoning_effort=reasoning_effort, allow_tools=allow_tools, deny_tools=deny_tools)
@@ -90,4 +100,5 @@ def _rules_from(
         layer=layer,
         mcp_config=mcp_config.resolve() if mcp_config else None,
         skills_dirs=tuple(path.resolve() for path in skills_dirs),
+        writable_dirs=tuple(path.resolve() for path in writable_dirs),
     )

@@ -114,6 +114,7 @@ class RulesRecord(_Model):
     skills: dict[str, str] = Field(default_factory=dict)
     env_names: list[str] = Field(default_factory=list)
     env_hash: str | None = None
+    writable_directories: list[str] = Field(default_factory=list)
 
 
 class Attempt(_Model):

@@ -57,6 +57,7 @@ def rules_changes(old: RulesRecord | None, new: RulesRecord | None) -> list[str]
     for label, was_list, now_list in (
         ("allow", before.allow_tools, after.allow_tools),
         ("deny", before.deny_tools, after.deny_tools),
+        ("writable", before.writable_directories, after.writable_directories),
     ):
         changes += [f"{label} +{p}" for p in now_list if p not in was_list]
         changes += [f"{label} -{p}" for p in was_list if p not in now_list]

@@ -42,6 +42,8 @@ class RuleOptions:
     # The action's `mcp-config` given inline rather than as a file.
     mcp_config_json: str | None = field(default=None, repr=False)
     skills_dirs: tuple[Path, ...] = ()
+    # Folders the agents may write to besides their task's working directory (`--add-dir`).
+    writable_dirs: tuple[Path, ...] = ()
     # How a problem with them is introduced: they are the command line's, or the action's inputs.
     source: str = "command line"
 
@@ -55,6 +57,7 @@ class PlanRules:
     mcp: McpServers = field(default_factory=McpServers)
     skills: Mapping[str, Path] = field(default_factory=dict)
     skill_hashes: Mapping[str, str] = field(default_factory=dict)
+    writable_dirs: tuple[Path, ...] = ()
 
     def session_rules(self, task: Task) -> SessionRules:
         return SessionRules(
@@ -66,6 +69,7 @@ class PlanRules:
             skill_directories=tuple(self.skills.values()),
             agent=task.agent or self.options.agent or self.settings.agent,
             env=dict(task.env),
+            writable_directories=self.writable_dirs,
         )
 
     def record(self, task: Task) -> RulesRecord | None:
@@ -81,6 +85,7 @@ class PlanRules:
             skills=dict(self.skill_hashes),
             env_names=sorted(task.env),
             env_hash=json_fingerprint(task.env) if task.env else None,
+            writable_directories=[str(path) for path in rules.writable_directories],
         )
         return None if is_empty(record) else record
 
@@ -116,7 +121,7 @@ def load_rules(
     mcp = expand(servers, os.environ if environ is None else environ, where)
     skills, _ = find_skills(plan, skill_roots(working_directory, options.skills_dirs))
     hashes = {name: folder_fingerprint(folder) for name, folder in skills.items()}
-    return PlanRules(settings, options.layer, mcp, skills, hashes)
+    return PlanRules(settings, options.layer, mcp, skills, hashes, options.writable_dirs)
 
 
 def layer_problems(layer: RuleLayer, where: str) -> list[str]:
