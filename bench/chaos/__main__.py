@@ -51,7 +51,14 @@ def survived(instant: Instant, result: RoundResult) -> bool:
         return result.code == 0
     if instant.signal_name == "SIGKILL":
         return result.code == -signal.SIGKILL
-    return stopped_cleanly(result) and result.strays == 0 and not result.left_in_progress
+    ended = stopped_cleanly(result) or ended_in_start_up(instant, result)
+    return ended and result.strays == 0 and not result.left_in_progress
+
+
+def ended_in_start_up(instant: Instant, result: RoundResult) -> bool:
+    """Ended by the signal in Python's own start-up, before planeteer's first line could handle it: nothing ran,
+    nothing is lost (tests/test_cli_interrupt.py accepts the same, told apart by the output)."""
+    return result.code == -SIGNALS[instant.signal_name] and result.events == 0
 
 
 def stopped_cleanly(result: RoundResult) -> bool:
@@ -197,7 +204,10 @@ def _report_tasks(final: RoundResult, verdicts: Sequence[EpochVerdict]) -> list[
 
 def _report_signals(played: Sequence[tuple[Instant, RoundResult]], left: int) -> list[str]:
     broken = []
-    clean = [result for instant, result in played if result.signalled and instant.signal_name != "SIGKILL"]
+    stopped = [(i, r) for i, r in played if r.signalled and i.signal_name != "SIGKILL"]
+    clean = [result for instant, result in stopped if not ended_in_start_up(instant, result)]
+    if len(clean) < len(stopped):
+        print(f"ended by their signal in Python's start-up, before planeteer ran: {len(stopped) - len(clean)}")
     killed = [result for instant, result in played if result.signalled and instant.signal_name == "SIGKILL"]
     after_clean, after_kill = sum(r.strays for r in clean), sum(r.strays for r in killed)
     print(f"stray processes: {after_clean} after SIGINT/SIGTERM exits; {left} after the final run", end="")

@@ -8,6 +8,7 @@ mid-turn, mid-tool and between tasks. The same seed draws the same instants agai
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import random
@@ -75,6 +76,8 @@ class RoundResult:
     left_in_progress: list[str] = field(default_factory=list)
     done_after_signal: int = 0
     """Tasks the run reported done after it was signalled (their turns were not stopped)."""
+    events: int = 0
+    """Events the run printed: none when a signal ended it in the interpreter's start-up."""
     note: str = ""
 
     @property
@@ -255,4 +258,5 @@ def _after_exit(run: _Run, before: dict[str, tuple[str, int]], signalled: bool, 
         and before.get(task.id) != (task.status, len(task.attempts))
     ]
     done = sum(task.status == "done" for task in plan.tasks)
-    return RoundResult(signalled, code, seconds, None, strays, done, len(plan.tasks), left)
+    result = RoundResult(signalled, code, seconds, None, strays, done, len(plan.tasks), left)
+    return dataclasses.replace(result, events=len(run.events))
