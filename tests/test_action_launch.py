@@ -25,7 +25,6 @@ from planeteer_action.copilot.offline_model import OfflineModelServer
 
 pytestmark = [
     pytest.mark.integration,
-    pytest.mark.timing,
     pytest.mark.skipif(not CLI.exists(), reason=f"no Copilot CLI at {CLI}"),
 ]
 

@@ -22,7 +22,7 @@ from helpers import wait_for
 from planeteer_action.copilot.offline_model import OfflineModelServer
 from planeteer_action.plan.store import load_plan
 
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+pytestmark = pytest.mark.integration
 
 INSTANTS = [ms / 1000 for ms in range(0, 1001, 50)]
 _FRAME = re.compile(r'File "([^"]+)"')

@@ -34,8 +34,6 @@ from planeteer_action.engine.agent import (
     TurnTimeout,
 )
 
-pytestmark = pytest.mark.timing
-
 REPO = Path(__file__).resolve().parents[1]
 CLI = Path(os.environ.get("COPILOT_CLI_PATH") or REPO / ".tools/node_modules/.bin/copilot")
 
@@ -235,6 +233,7 @@ def test_resuming_an_unknown_session_is_session_not_found(tmp_path: Path, model:
     asyncio.run(scenario())
 
 
+@pytest.mark.timing
 @pytest.mark.integration
 @real_cli
 def test_a_quiet_turn_times_out_after_the_quiet_timeout(tmp_path: Path, model: OfflineModelServer) -> None:
@@ -265,6 +264,7 @@ def test_model_errors_fail_the_turn_with_a_clean_message_without_secrets(
     asyncio.run(scenario())
 
 
+@pytest.mark.timing
 @pytest.mark.integration
 @real_cli
 def test_cancelling_turns_is_fast_and_keeps_the_sessions(tmp_path: Path, model: OfflineModelServer) -> None:
@@ -300,6 +300,7 @@ def test_cancelling_turns_is_fast_and_keeps_the_sessions(tmp_path: Path, model: 
     asyncio.run(scenario())
 
 
+@pytest.mark.timing
 @pytest.mark.integration
 @real_cli
 def test_a_turn_fails_soon_when_the_cli_dies_and_its_session_can_be_resumed(
@@ -430,6 +431,7 @@ def test_every_sdk_call_of_a_turn_reports_its_timing(tmp_path: Path, model: Offl
     assert all(earlier.ended <= later.started for earlier, later in itertools.pairwise(timings))
 
 
+@pytest.mark.timing
 @pytest.mark.integration
 @real_cli
 def test_a_terminal_ctrl_c_reaches_the_host_but_not_the_cli(tmp_path: Path) -> None:

@@ -29,7 +29,7 @@ from planeteer_action.engine.agent import TurnRequest
 from planeteer_action.plan.session_ids import session_id_for
 from planeteer_action.worktrees.names import worktree_path
 
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+pytestmark = pytest.mark.integration
 
 # Three tasks busy in a long shell command, one finished early, one waiting on a busy task.
 EDGES = {"quick": [], "a": [], "b": [], "c": [], "after-a": ["a"]}
@@ -70,6 +70,7 @@ def _start_person_session(ws: Workspace) -> str:
     return "my-own-notes"
 
 
+@pytest.mark.timing
 def test_sigint_stops_cleanly_then_run_resumes_the_same_sessions(tmp_path: Path) -> None:
     ws = _busy_workspace(tmp_path)
     try:
@@ -264,6 +265,7 @@ def test_sessions_moved_to_another_home_and_path_are_found_and_resumed(tmp_path:
         ws.model.stop()
 
 
+@pytest.mark.timing
 def test_a_second_ctrl_c_exits_at_once_and_still_leaves_a_whole_plan(tmp_path: Path) -> None:
     ws = _busy_workspace(tmp_path)
     try:

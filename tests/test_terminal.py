@@ -18,7 +18,7 @@ from helpers import wait_for
 from planeteer_action.copilot.offline_model import OfflineModelServer
 from planeteer_action.plan.session_ids import session_id_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.timing]
+pytestmark = pytest.mark.integration
 
 
 def _run_on_a_terminal(ws: Workspace, answer: bytes) -> tuple[int, str]:
