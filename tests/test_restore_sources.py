@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from checkpoint_forgery import one_segment
 from fakes.github_services import FakeGitHubServices
 
-from planeteer_action.checkpoints import restore
-from planeteer_action.checkpoints.archive import build_checkpoint
+from planeteer_action.checkpoints import fetch
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, cache_key
 from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
@@ -36,7 +36,7 @@ def fake() -> Iterator[FakeGitHubServices]:
 
 def checkpoint(tmp_path: Path, sequence: int) -> bytes:
     meta = CheckpointMeta("plan-x", str(RUN), 1, sequence, None, "2026-11-24T10:00:00.000Z", "plan.json")
-    return build_checkpoint(meta, json.dumps(PLAN).encode(), tmp_path / "no-home", [], b"")
+    return one_segment(STATE, meta, {"plan.json": json.dumps(PLAN).encode()})
 
 
 def attempt_one_saved_both_copies(fake: FakeGitHubServices, tmp_path: Path) -> None:
@@ -78,10 +78,10 @@ def test_a_cache_the_job_may_not_read_is_not_read(fake: FakeGitHubServices, tmp_
 def test_both_downloads_stop_at_the_archive_limit(
     fake: FakeGitHubServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One cap for every copy: what open_checkpoint would refuse is not downloaded past its limit."""
+    """One cap for every copy: a segment over the archive limit is not downloaded past it."""
     attempt_one_saved_both_copies(fake, tmp_path)
     size = len(checkpoint(tmp_path, 3))
-    monkeypatch.setattr(restore, "DEFAULT_LIMITS", Limits(max_archive_bytes=size - 1))
+    monkeypatch.setattr(fetch, "DEFAULT_LIMITS", Limits(max_archive_bytes=size - 1))
     env = fake.runtime_env(RUN, 2)
     rest = RunArtifacts(fake.rest_token, fake.repository, fake.api_url)
     target = RestoreTarget(tmp_path / "plan.json", tmp_path, tmp_path / "home", None)
