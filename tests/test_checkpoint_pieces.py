@@ -17,7 +17,7 @@ from fakes.github_services import FakeGitHubServices
 from planeteer_action.action.context import ActionContext
 from planeteer_action.action.uploader import LEDGER, CheckpointSource, CheckpointUploader, UploadRecord
 from planeteer_action.checkpoints.archive import Checkpoint, assemble
-from planeteer_action.checkpoints.compaction import COMPACT_ABOVE
+from planeteer_action.checkpoints.compaction import COMPACT_ABOVE, COMPACT_TO, compact, deletable
 from planeteer_action.checkpoints.fetch import RunSegments, open_head, open_pieces
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name
@@ -144,7 +144,7 @@ def segments_now(fake: FakeGitHubServices, cache: ActionsCache | None = None) ->
 
 
 @pytest.mark.parametrize("key", [None, KEY], ids=["plain", "sealed"])
-def test_every_head_of_a_run_restores_on_its_own_and_pruning_keeps_what_live_heads_name(
+def test_every_head_of_a_run_restores_on_its_own_pruning_keeps_what_live_heads_name_and_nothing_travels_twice(
     fake: FakeGitHubServices, tmp_path: Path, key: str | None
 ) -> None:
     job = Job(fake, tmp_path, 1, key)
@@ -179,6 +179,21 @@ def test_every_head_of_a_run_restores_on_its_own_and_pruning_keeps_what_live_hea
     # The newest head alone gives the whole run's sessions, finished ones included, with every appended range.
     newest = checkpoint_of(segments, alive(fake)[-1], key)[1]
     assert content(newest) == job.snapshot() and len(newest.session_files) == TASKS
+    assert_unchanged_files_never_travelled_twice(job, list(saved), key)
+
+
+def assert_unchanged_files_never_travelled_twice(job: Job, uploaded: list[str], key: str | None) -> None:
+    """Across every segment uploaded, the session bytes of distinct pieces are the sessions' bytes on disk, once:
+    logs travel as appended ranges, finished sessions not at all, and only a rewritten file travels again."""
+    segments = RunSegments(STATE, RUN, None, job.cache, pytest.fail)  # every segment has its cache copy
+    travelled: dict[str, int] = {}
+    for name in uploaded:
+        for sha, data in read_segment(segments.fetch(name), DEFAULT_LIMITS)[1].items():
+            piece = open_piece(data, key=key, expected_plan_id=PLAN_ID, expected_run_id=str(RUN))
+            travelled[sha] = sum(len(d) for member, d in piece.members.items() if member.startswith("sessions/"))
+    on_disk = sum(len(data) for files in job.snapshot()[1].values() for data in files.values())
+    first_yaml = sum(len(f"id: {session_id_for(PLAN_ID, f't{n}', 1)}\n") for n in range(TASKS))  # rewritten later
+    assert sum(travelled.values()) == on_disk + first_yaml
 
 
 def test_a_head_of_attempt_two_builds_on_attempt_one_and_the_cache_alone_rebuilds_it(
@@ -228,29 +243,6 @@ def test_a_head_of_attempt_two_builds_on_attempt_one_and_the_cache_alone_rebuild
         for folder in (home / "session-state").iterdir()
     }
     assert restored_sessions == second.snapshot()[1]
-
-
-def test_unchanged_files_never_travel_twice(fake: FakeGitHubServices, tmp_path: Path) -> None:
-    """Across every segment uploaded, the session bytes of distinct pieces are the sessions' bytes on disk, once:
-    logs travel as appended ranges, finished sessions not at all, and only a rewritten file travels again."""
-    job = Job(fake, tmp_path, 1, None)
-    job.start(restore=False)
-    uploaded = []
-    try:
-        for number in range(3 * TASKS):
-            job.step(number)
-            uploaded.append(job.upload())
-    finally:
-        job.close()
-    segments = RunSegments(STATE, RUN, None, job.cache, pytest.fail)  # every segment has its cache copy
-    travelled: dict[str, int] = {}
-    for name in uploaded:
-        for sha, data in read_segment(segments.fetch(name), DEFAULT_LIMITS)[1].items():
-            piece = open_piece(data, key=None, expected_plan_id=PLAN_ID, expected_run_id=str(RUN))
-            travelled[sha] = sum(len(d) for member, d in piece.members.items() if member.startswith("sessions/"))
-    on_disk = sum(len(data) for files in job.snapshot()[1].values() for data in files.values())
-    rewritten = sum(len(f"id: {session_id_for(PLAN_ID, f't{n}', 1)}\n") for n in range(TASKS))  # workspace.yaml's first
-    assert sum(travelled.values()) == on_disk + rewritten
 
 
 def test_the_piece_store_keeps_only_what_the_newest_head_names(fake: FakeGitHubServices, tmp_path: Path) -> None:
@@ -344,3 +336,30 @@ def test_a_forged_piece_is_refused_by_name_and_the_run_falls_back_to_the_reposit
     )
     assert reason in warnings[0], warnings[0]
     assert warnings[-1] == "no usable checkpoint: starting from the plan file in the repository"
+
+
+# Compaction ---------------------------------------------------------------------------------------------------
+
+
+def test_compaction_moves_the_smallest_of_this_attempts_segments_and_never_an_earlier_attempts() -> None:
+    meta = CheckpointMeta(PLAN_ID, str(RUN), 2, 20, None, "2026-11-29T17:00:00.000Z", "plan.json")
+    earlier = [artifact_name(STATE, 1, n) for n in range(1, 16)]  # more than the limit, and not movable
+    own = [artifact_name(STATE, 2, n) for n in range(1, 20)]
+    new = artifact_name(STATE, 2, 20)
+    refs = [PieceRef(f"{n:064x}", 100, name, "bundle") for n, name in enumerate(earlier)]
+    refs += [PieceRef(f"{100 + n:064x}", 1000 * (n + 1), name, "bundle") for n, name in enumerate(own)]
+    head = Head(meta, tuple(refs))
+
+    compacted, moved = compact(head, new, lambda name: "-attempt002-" in name)
+
+    assert {ref.segment for ref in moved} == set(own[: len(own) + 1 - COMPACT_TO])  # the smallest ones
+    assert {name for name in compacted.segments() if "-attempt002-" in name} == {*own[-(COMPACT_TO - 1) :], new}
+    assert [ref.sha256 for ref in compacted.pieces] == [ref.sha256 for ref in head.pieces]  # the same order
+    assert {ref.segment for ref in compacted.pieces if ref.segment in earlier} == set(earlier)
+    small = Head(meta, tuple(refs[:3] + refs[-3:]))
+    assert compact(small, new, lambda name: "-attempt002-" in name) == (small, [])
+
+    previous = [own[0], own[1]]  # what the head before the newest named
+    assert deletable([*own, new], compacted, new, previous) == sorted(
+        set(own) - set(compacted.segments()) - {own[0], own[1]}
+    )

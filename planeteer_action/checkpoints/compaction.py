@@ -2,8 +2,9 @@
 
 Every upload is a new segment, and a head names every segment that holds one of its pieces, so without care
 a long run would keep hundreds of artifacts alive. When a head would name more than `COMPACT_ABOVE`
-segments, the live pieces of the smallest ones this attempt wrote (they are on this machine) are written
-again into the new segment, until it names `COMPACT_TO`: small segments are many and cheap to rewrite, the
+segments of this attempt (earlier attempts' cannot be deleted by this job, so moving their pieces would
+gain nothing), the live pieces of the smallest ones (they are on this machine) are written again into the
+new segment, until it names `COMPACT_TO` of them: small segments are many and cheap to rewrite, the
 large ones (a finished task's work) rarely move. A re-run picks among the two newest heads of each attempt
 (`HEADS_PER_ATTEMPT`: the newest, and the fallback before it); older segments that are still alive only
 hold pieces. So a segment is deleted only once neither of those two heads names it: no head a re-run could
@@ -24,12 +25,12 @@ HEADS_PER_ATTEMPT = 2
 def compact(head: Head, segment: str, movable: Callable[[str], bool]) -> tuple[Head, list[PieceRef]]:
     """The head with the pieces of the smallest movable segments moved into `segment`, and the refs moved (as
     they were, so their bytes can be found)."""
-    named = [name for name in head.segments() if name != segment]
-    if len(named) + 1 <= COMPACT_ABOVE:
+    own = [name for name in head.segments() if name != segment and movable(name)]
+    if len(own) + 1 <= COMPACT_ABOVE:
         return head, []
-    live = {name: sum(ref.size for ref in head.pieces if ref.segment == name) for name in named}
-    smallest = sorted((size, name) for name, size in live.items() if movable(name))
-    chosen = {name for _, name in smallest[: len(named) + 1 - COMPACT_TO]}
+    live = {name: sum(ref.size for ref in head.pieces if ref.segment == name) for name in own}
+    smallest = sorted((size, name) for name, size in live.items())
+    chosen = {name for _, name in smallest[: len(own) + 1 - COMPACT_TO]}
     moved = [ref for ref in head.pieces if ref.segment in chosen]
     pieces = tuple(
         PieceRef(ref.sha256, ref.size, segment, ref.kind, ref.session) if ref.segment in chosen else ref
