@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from fakes.github_services import FakeGitHubServices
 
+from planeteer_action.action import uploader as uploader_module
 from planeteer_action.action.context import ActionContext
 from planeteer_action.action.uploader import LEDGER, CheckpointSource, CheckpointUploader, UploadRecord
 from planeteer_action.checkpoints.archive import Checkpoint, assemble
-from planeteer_action.checkpoints.compaction import COMPACT_ABOVE, COMPACT_TO, compact, deletable
+from planeteer_action.checkpoints.compaction import FINAL_LIMITS, compact, deletable
 from planeteer_action.checkpoints.fetch import RunSegments, open_head, open_pieces
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name
@@ -100,9 +101,9 @@ class Job:
                 events.write(json.dumps({"late": number}) + "\n")
         self.plan_path.write_text(json.dumps(plan))
 
-    def upload(self) -> str:
+    def upload(self, *, final: bool = False) -> str:
         assert self.uploader is not None
-        self.uploader.request()
+        self.uploader.request(final=final)
         assert self.uploader.flush(30)
         assert self.warnings == []
         record = UploadRecord.load(self.state / "uploads.json")
@@ -145,8 +146,9 @@ def segments_now(fake: FakeGitHubServices, cache: ActionsCache | None = None) ->
 
 @pytest.mark.parametrize("key", [None, KEY], ids=["plain", "sealed"])
 def test_every_head_of_a_run_restores_on_its_own_pruning_keeps_what_live_heads_name_and_nothing_travels_twice(
-    fake: FakeGitHubServices, tmp_path: Path, key: str | None
+    fake: FakeGitHubServices, tmp_path: Path, key: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(uploader_module, "RUN_LIMITS", (8, 5))  # compaction during a run this short, too
     job = Job(fake, tmp_path, 1, key)
     job.start(restore=False)
     saved: dict[str, Snapshot] = {}
@@ -167,19 +169,23 @@ def test_every_head_of_a_run_restores_on_its_own_pruning_keeps_what_live_heads_n
                     segments.fetch(fallback), fallback, segments.order(fallback) or (0, 0), key, PLAN_ID, RUN
                 )
                 assert set(older.segments()) | set(head.segments()) <= set(names)
+        name = job.upload(final=True)  # the run's last: compacted to few segments, then one more head
+        saved[name] = job.snapshot()
     finally:
         job.close()
+    assert len(alive(fake)) <= FINAL_LIMITS[0] + 2 <= 20
     segments = segments_now(fake)
     pickable = [name for _, _, name in segments.heads(pytest.fail, None)]
     assert sorted(pickable) == alive(fake)[-2:]  # older alive segments only hold pieces
     heads = [checkpoint_of(segments, name, key)[0] for name in pickable]
     named = {ref.segment for head in heads for ref in head.pieces}
     assert named <= set(alive(fake))  # no head a re-run could pick names a pruned segment
-    assert max(len(head.segments()) for head in heads) <= COMPACT_ABOVE
+    assert max(len(head.segments()) for head in heads) <= FINAL_LIMITS[0]
     # The newest head alone gives the whole run's sessions, finished ones included, with every appended range.
     newest = checkpoint_of(segments, alive(fake)[-1], key)[1]
     assert content(newest) == job.snapshot() and len(newest.session_files) == TASKS
-    assert_unchanged_files_never_travelled_twice(job, list(saved), key)
+    every_segment = [entry.key.removeprefix(f"planeteer-run{RUN}-") for entry in fake.cache_entries]
+    assert_unchanged_files_never_travelled_twice(job, every_segment, key)
 
 
 def assert_unchanged_files_never_travelled_twice(job: Job, uploaded: list[str], key: str | None) -> None:
@@ -341,6 +347,9 @@ def test_a_forged_piece_is_refused_by_name_and_the_run_falls_back_to_the_reposit
 # Compaction ---------------------------------------------------------------------------------------------------
 
 
+ABOVE, COMPACT_TO = 10, 6
+
+
 def test_compaction_moves_the_smallest_of_this_attempts_segments_and_never_an_earlier_attempts() -> None:
     meta = CheckpointMeta(PLAN_ID, str(RUN), 2, 20, None, "2026-11-29T17:00:00.000Z", "plan.json")
     earlier = [artifact_name(STATE, 1, n) for n in range(1, 16)]  # more than the limit, and not movable
@@ -350,16 +359,40 @@ def test_compaction_moves_the_smallest_of_this_attempts_segments_and_never_an_ea
     refs += [PieceRef(f"{100 + n:064x}", 1000 * (n + 1), name, "bundle") for n, name in enumerate(own)]
     head = Head(meta, tuple(refs))
 
-    compacted, moved = compact(head, new, lambda name: "-attempt002-" in name)
+    compacted, moved = compact(head, new, lambda name: "-attempt002-" in name, (ABOVE, COMPACT_TO))
 
     assert {ref.segment for ref in moved} == set(own[: len(own) + 1 - COMPACT_TO])  # the smallest ones
     assert {name for name in compacted.segments() if "-attempt002-" in name} == {*own[-(COMPACT_TO - 1) :], new}
     assert [ref.sha256 for ref in compacted.pieces] == [ref.sha256 for ref in head.pieces]  # the same order
     assert {ref.segment for ref in compacted.pieces if ref.segment in earlier} == set(earlier)
     small = Head(meta, tuple(refs[:3] + refs[-3:]))
-    assert compact(small, new, lambda name: "-attempt002-" in name) == (small, [])
+    assert compact(small, new, lambda name: "-attempt002-" in name, (ABOVE, COMPACT_TO)) == (small, [])
 
     previous = [own[0], own[1]]  # what the head before the newest named
     assert deletable([*own, new], compacted, new, previous) == sorted(
         set(own) - set(compacted.segments()) - {own[0], own[1]}
     )
+
+
+def test_the_runs_last_checkpoint_compacts_tightly_and_one_more_head_lets_the_rest_go(
+    fake: FakeGitHubServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During a run alive segments cost nothing and rewriting does; at its end few must stay alive."""
+    monkeypatch.setattr(uploader_module, "FINAL_LIMITS", (4, 3))
+    job = Job(fake, tmp_path, 1, None)
+    job.start(restore=False)
+    try:
+        for number in range(12):
+            job.step(number)
+            job.upload()
+        before = alive(fake)
+        last = job.upload(final=True)
+    finally:
+        job.close()
+    assert len(before) > 6  # the run's loose limit let them live
+    created = [entry.key.removeprefix(f"planeteer-run{RUN}-") for entry in fake.cache_entries]
+    assert created[-2:] == [artifact_name(STATE, 1, 13), artifact_name(STATE, 1, 14)] and last == created[-1]
+    segments = segments_now(fake)
+    head, checkpoint = checkpoint_of(segments, last, None)
+    assert len(head.segments()) <= 4 and set(alive(fake)) == {*head.segments(), last, created[-2]}
+    assert content(checkpoint) == job.snapshot()

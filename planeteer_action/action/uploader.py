@@ -19,7 +19,7 @@ from pathlib import Path
 
 from planeteer_action.action.context import ActionContext
 from planeteer_action.action.upload_budget import DEFAULT_BUDGET, UploadBudget
-from planeteer_action.checkpoints.compaction import compact, deletable
+from planeteer_action.checkpoints.compaction import FINAL_LIMITS, RUN_LIMITS, compact, deletable
 from planeteer_action.checkpoints.naming import artifact_name, cache_key, parse_artifact_name
 from planeteer_action.checkpoints.packer import Ledger, Packed, PackSource, pack
 from planeteer_action.checkpoints.segments import write_segment
@@ -114,7 +114,7 @@ class CheckpointUploader:
         self._warn = warn
         self._wanted = 0
         self._served = 0
-        self._final = False  # the waiting request is a run's last: it may use the budget's final reserve
+        self._final = False  # the waiting request is a run's last: the budget's reserve, the tight compaction
         self._busy = False
         self._closed = False
         self._cond = threading.Condition()
@@ -215,11 +215,11 @@ class CheckpointUploader:
             with self._cond:
                 if not self._next_request():
                     return
-                target = self._wanted
+                target, final = self._wanted, self._final
                 self._final = False
                 self._busy = True
             try:
-                self._upload_once()
+                self._upload_once(final)
             except (PlaneteerError, ServiceError, OSError, ValueError) as exc:
                 self._warn(f"checkpoint upload failed (the next change will try again): {exc}")
             except Exception as exc:  # the thread must live on: without it no checkpoint would be saved
@@ -230,7 +230,14 @@ class CheckpointUploader:
                     self._busy = False
                     self._cond.notify_all()
 
-    def _upload_once(self) -> None:
+    def _upload_once(self, final: bool) -> None:
+        """One upload. A final one that compacted is followed by one more: the head before it stays the fallback
+        until the next upload, and only then can the segments that head alone names go."""
+        if self._upload_segment(FINAL_LIMITS if final else RUN_LIMITS) and final:
+            self._upload_segment(FINAL_LIMITS)
+
+    def _upload_segment(self, limits: tuple[int, int]) -> bool:
+        """Pack, compact, upload, prune and keep a cache copy; whether compaction moved pieces."""
         record, source = self._record, self._source
         # A failed create still reserves its name, so every try takes a new sequence number.
         sequence = record.sequence + 1
@@ -244,13 +251,13 @@ class CheckpointUploader:
         self._store.mkdir(parents=True, exist_ok=True)
         for sha, data in packed.pieces.items():
             write_atomic(self._store / sha, data)
-        head, moved = compact(packed.head, name, self._own_segment)
+        head, moved = compact(packed.head, name, self._own_segment, limits)
         pieces = {**packed.pieces, **{ref.sha256: (self._store / ref.sha256).read_bytes() for ref in moved}}
         segment = write_segment(head.to_bytes(source.key), pieces)
         self._artifacts.upload(name, segment)
         # The head before this one (and its own segment) stays a restorable fallback until the next upload.
         previous = [ref.segment for ref in ledger.head] + ([record.artifact] if record.artifact else [])
-        packed.ledger.head, packed.ledger.previous_segments = list(head.pieces), previous
+        packed.ledger.head = list(head.pieces)
         packed.ledger.save(self._ledger_path)
         record.artifact, record.plan_sha256 = name, hashlib.sha256(packed.plan_bytes).hexdigest()
         record.cached = False
@@ -267,6 +274,7 @@ class CheckpointUploader:
             except ServiceError as exc:
                 self._warn(f"could not keep a cache copy of checkpoint {name}: {exc}")
             record.save(self._record_path)
+        return bool(moved)
 
     def _own_segment(self, name: str) -> bool:
         """Whether `name` is a segment this attempt wrote, whose pieces are on this machine."""

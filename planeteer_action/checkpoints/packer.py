@@ -38,7 +38,6 @@ class Ledger:
 
     run_id: str = ""
     head: list[PieceRef] = field(default_factory=list)  # the pieces the newest head names
-    previous_segments: list[str] = field(default_factory=list)  # the segments the head before it named
     files: dict[str, SentFile] = field(default_factory=dict)  # "<session id>/<relative path>" -> what went out
     final: set[str] = field(default_factory=set)  # sessions that are finished and went out whole
     tips: list[str] = field(default_factory=list)  # the commits the bundles so far carry (with their history)
@@ -51,7 +50,6 @@ class Ledger:
             ledger = cls(
                 run_id=raw["run_id"],
                 head=[PieceRef(**ref) for ref in raw["head"]],
-                previous_segments=list(raw["previous_segments"]),
                 files={name: SentFile(s, m, bytes.fromhex(t)) for name, (s, m, t) in raw["files"].items()},
                 final=set(raw["final"]),
                 tips=list(raw["tips"]),
@@ -64,7 +62,6 @@ class Ledger:
         raw = {
             "run_id": self.run_id,
             "head": [dataclasses.asdict(ref) for ref in self.head],
-            "previous_segments": self.previous_segments,
             "files": {name: [f.size, f.mtime_ns, f.tail.hex()] for name, f in self.files.items()},
             "final": sorted(self.final),
             "tips": self.tips,
@@ -81,7 +78,7 @@ class Ledger:
                 files[f"{session_id}/{relative}"] = sent
         tips = list(checkpoint.branches.refs.values()) if checkpoint.branches else []
         # Finished sessions become final once a checkpoint finds them unchanged here: one look at their files.
-        return cls(head.meta.run_id, list(head.pieces), [], files, set(), tips)
+        return cls(head.meta.run_id, list(head.pieces), files, set(), tips)
 
 
 @dataclass(frozen=True)
