@@ -122,3 +122,21 @@ def test_pull_in_a_workflow_step_finds_the_cache_copy_after_rerun_all_jobs(
     assert in_a_step.returncode == 0, in_a_step.stdout + in_a_step.stderr
     assert "from the cache (run 6060, attempt 1, save 3)" in in_a_step.stdout
     assert json.loads((tmp_path / "step" / "plan.json").read_text())["id"] == "plan-x"
+
+
+def test_a_forged_cache_copy_does_not_stand_in_for_the_artifact_of_the_same_name(
+    fake: FakeGitHubServices, tmp_path: Path
+) -> None:
+    env = fake.runtime_env(RUN, 1)
+    artifacts, cache = ArtifactService.from_env(env), ActionsCache.from_env(env)
+    assert artifacts is not None and cache is not None
+    artifacts.upload(artifact_name(STATE, 1, 3), checkpoint(tmp_path, 3))
+    assert cache.save(cache_key(STATE, RUN, 1, 3), b"PK\x03\x04 not what was uploaded")
+    rest = RunArtifacts(fake.rest_token, fake.repository, fake.api_url)
+    target = RestoreTarget(tmp_path / "plan.json", tmp_path, tmp_path / "home", None)
+    warnings: list[str] = []
+
+    restored = restore_checkpoint(STATE, RUN, "plan-x", rest, cache, target, warnings.append, before_attempt=2)
+
+    assert restored is not None and restored.origin == "artifact", warnings
+    assert json.loads(target.plan_path.read_text()) == PLAN and warnings == []

@@ -9,7 +9,6 @@ of the head's plan and run; a refusal names the piece and why.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
@@ -37,6 +36,7 @@ class RunSegments:
         self._rest, self._cache = rest, cache
         self._artifacts: dict[str, RunArtifact] = {}
         self._fetched: dict[str, bytes] = {}
+        self._cache_newest: tuple[str, bytes] | None = None  # what the cache's lookup by prefix found
         if rest is not None:
             try:
                 listed = rest.list(run_id, name_prefix="planeteer-")
@@ -67,12 +67,18 @@ class RunSegments:
             match = CACHE_KEY.search(entry[0]) if entry is not None else None
             if entry is not None and match:
                 name = entry[0].removeprefix(f"planeteer-run{self.run_id}-")
-                self._fetched.setdefault(name, entry[1])
+                self._cache_newest = (name, entry[1])
                 found.append((self.order(name), "cache", name))
         candidates = [(order, origin, name) for order, origin, name in found if order is not None]
         if before_attempt is not None:
             candidates = [c for c in candidates if c[0][0] < before_attempt]
         return sorted(candidates, key=lambda c: (c[0], c[1] == "artifact"), reverse=True)
+
+    def head_segment(self, name: str, origin: str) -> bytes:
+        """The segment whose head a restore tries, from where `heads` found it."""
+        if origin == "cache" and self._cache_newest is not None and self._cache_newest[0] == name:
+            return self._cache_newest[1]
+        return self.fetch(name)
 
     def fetch(self, name: str) -> bytes:
         """A segment's bytes: its artifact if listed, else its cache copy; each downloaded once."""
@@ -122,11 +128,10 @@ def open_pieces(head: Head, segments: dict[str, bytes], key: str | None) -> list
             raise CheckpointInvalid(f"{ref.describe()} is missing: refused")
         if len(data) != ref.size or piece_id(data) != ref.sha256:
             raise CheckpointInvalid(f"{ref.describe()} does not match its sha256: tampered with")
-        open_one = functools.partial(
-            open_piece, data, key=key, expected_plan_id=head.meta.plan_id, expected_run_id=head.meta.run_id
-        )
         try:
-            opened.append(open_one())
+            opened.append(
+                open_piece(data, key=key, expected_plan_id=head.meta.plan_id, expected_run_id=head.meta.run_id)
+            )
         except CheckpointError as exc:
             raise type(exc)(f"{ref.describe()}: {exc}") from None
     return opened

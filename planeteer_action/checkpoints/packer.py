@@ -135,8 +135,10 @@ def pack(source: PackSource, ledger: Ledger, attempt: int, sequence: int, segmen
         elif session_id in finished:  # finished, and found as it was: it is not looked at again
             after.final.add(session_id)
     refs.append(add(state, "state"))
-    after.files = {name: sent for name, sent in after.files.items() if name.split("/", 1)[0] in live}
     after.final &= live
+    # Final sessions are not looked at again, so what went out of their files need not be remembered.
+    looked_at = live - after.final
+    after.files = {name: sent for name, sent in after.files.items() if name.split("/", 1)[0] in looked_at}
     return Packed(Head(meta, tuple(refs)), new, after, plan_bytes)
 
 

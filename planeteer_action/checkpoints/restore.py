@@ -92,7 +92,7 @@ def restore_checkpoint(
         return None
     for order, origin, name in candidates:
         try:
-            head = open_head(segments.fetch(name), name, order, target.key, expected_plan_id, run_id)
+            head = open_head(segments.head_segment(name, origin), name, order, target.key, expected_plan_id, run_id)
             pieces = open_pieces(head, segments.fetch_all(head.segments()), target.key)
             checkpoint = assemble(head.meta, pieces)
             branches = _check_branches(checkpoint, target)
