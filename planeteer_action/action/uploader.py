@@ -263,9 +263,9 @@ class CheckpointUploader:
         record.cached = False
         record.save(self._record_path)
         named = {ref.sha256 for ref in head.pieces}
-        for ref in ledger.head:  # superseded pieces are never written again
-            if ref.sha256 not in named:
-                (self._store / ref.sha256).unlink(missing_ok=True)
+        for path in self._store.iterdir():  # superseded pieces, and those of failed uploads, are not sent again
+            if path.name not in named:
+                path.unlink(missing_ok=True)
         self._prune(deletable(self._own_artifacts(), head, name, previous))
         if self._cache is not None:
             key = cache_key(source.state_name, source.context.run_id, attempt, sequence)
