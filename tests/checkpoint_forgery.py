@@ -1,4 +1,4 @@
-"""Checkpoints written by hand, as an attacker (or a compromised step of the run) could write them."""
+"""Checkpoint pieces written by hand, as an attacker (or a compromised step of the run) could write them."""
 
 from __future__ import annotations
 
@@ -10,7 +10,11 @@ import struct
 import warnings
 import zipfile
 
-from planeteer_action.checkpoints.manifest import CheckpointMeta
+from planeteer_action.checkpoints.branches import GIT_BUNDLE
+from planeteer_action.checkpoints.manifest import FORMAT, CheckpointMeta
+from planeteer_action.checkpoints.naming import artifact_name
+from planeteer_action.checkpoints.pieces import build_piece, piece_id
+from planeteer_action.checkpoints.segments import Head, PieceRef, write_segment
 
 
 def forge(
@@ -21,9 +25,9 @@ def forge(
     modes: dict[str, int] | None = None,
     duplicate: str | None = None,
 ) -> bytes:
-    """A plain checkpoint whose manifest agrees with its members unless `listed` says otherwise."""
+    """A plain piece whose manifest agrees with its members unless `listed` says otherwise."""
     manifest = {
-        "format": 1,
+        "format": FORMAT,
         "meta": meta.__dict__,
         "files": {name: hashlib.sha256(data).hexdigest() for name, data in (listed or files).items()},
     }
@@ -55,3 +59,21 @@ def many_entries(entries: int, declared: int) -> bytes:
     record = bytearray(data[end:])
     struct.pack_into("<HHL", record, 8, declared, declared, len(directory))
     return data[:offset] + directory + bytes(record)
+
+
+def one_segment(
+    state_name: str,
+    meta: CheckpointMeta,
+    members: dict[str, bytes],
+    key: str | None = None,
+    *,
+    bundles: tuple[bytes, ...] = (),
+) -> bytes:
+    """A segment whose head names one state piece holding `members` (and one piece per git bundle): a whole
+    checkpoint in one upload, as anyone holding the key (or, plain, anyone at all) could write it. Upload it
+    as `artifact_name(state_name, meta.attempt, meta.sequence)` or its cache copy."""
+    segment = artifact_name(state_name, meta.attempt, meta.sequence)
+    pieces = [(build_piece(meta, {GIT_BUNDLE: bundle}, key), "bundle") for bundle in bundles]
+    pieces.append((build_piece(meta, members, key), "state"))
+    refs = tuple(PieceRef(piece_id(data), len(data), segment, kind) for data, kind in pieces)
+    return write_segment(Head(meta, refs).to_bytes(key), {piece_id(data): data for data, _ in pieces})

@@ -12,21 +12,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from checkpoint_forgery import forge
+from checkpoint_forgery import one_segment
 from fakes.github_services import FakeGitHubServices
 
 from planeteer_action.action.context import ActionContext
 from planeteer_action.action.upload_budget import DEFAULT_BUDGET, UploadBudget
-from planeteer_action.action.uploader import KEEP_PER_ATTEMPT, CheckpointSource, CheckpointUploader, UploadRecord
-from planeteer_action.checkpoints.archive import build_checkpoint, open_checkpoint
+from planeteer_action.action.uploader import CheckpointSource, CheckpointUploader, UploadRecord
+from planeteer_action.checkpoints.archive import assemble
 from planeteer_action.checkpoints.errors import CheckpointRestoreFailed
 from planeteer_action.checkpoints.manifest import CheckpointMeta
-from planeteer_action.checkpoints.naming import cache_key
+from planeteer_action.checkpoints.naming import artifact_name, cache_key
+from planeteer_action.checkpoints.packer import Ledger, Packed, PackSource, pack
+from planeteer_action.checkpoints.pieces import open_piece
 from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
 from planeteer_action.engine.events import RunFinished, TaskDone, TaskStarted
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
 from planeteer_action.plan.session_ids import session_id_for
+from planeteer_action.plan.store import write_atomic
 
 RUN = 5150
 
@@ -39,18 +42,25 @@ class _Context:
 
 @dataclass
 class StubSource:
-    """Stands in for CheckpointSource: builds `checkpoint-<sequence>` bytes, or raises what it is told to."""
+    """Stands in for CheckpointSource: packs the plan file alone (no git, no sessions), or raises what it is told."""
 
     plan_path: Path
     state_name: str = "stub"
     context: _Context = field(default_factory=_Context)
+    key: str | None = None
     failures: list[BaseException] = field(default_factory=list)
 
-    def build(self, sequence: int) -> tuple[bytes, str]:
+    def pack(self, ledger: Ledger, sequence: int, segment: str) -> Packed:
         if self.failures:
             raise self.failures.pop(0)
-        plan = self.plan_path.read_bytes()
-        return f"checkpoint-{sequence}".encode(), hashlib.sha256(plan).hexdigest()
+        home = self.plan_path.parent / "no-home"
+        source = PackSource(self.plan_path, self.plan_path.parent, home, None, None, [], "plan.json")
+        return pack(source, ledger, self.context.run_attempt, sequence, segment)
+
+
+def write_plan(path: Path, name: str) -> None:
+    """Saved as the engine saves plans: atomically, so an upload never reads half of one."""
+    write_atomic(path, json.dumps({"id": "plan-stub", "name": name, "tasks": []}).encode())
 
 
 def uploader(fake: FakeGitHubServices, tmp_path: Path, source: StubSource, warnings: list[str]) -> CheckpointUploader:
@@ -62,7 +72,7 @@ def uploader(fake: FakeGitHubServices, tmp_path: Path, source: StubSource, warni
 
 def test_an_unexpected_error_is_a_warning_and_the_uploader_lives_on(fake: FakeGitHubServices, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
-    plan.write_text("{}")
+    write_plan(plan, "first")
     source = StubSource(plan, failures=[RuntimeError("boom")])
     warnings: list[str] = []
     up = uploader(fake, tmp_path, source, warnings)
@@ -74,45 +84,45 @@ def test_an_unexpected_error_is_a_warning_and_the_uploader_lives_on(fake: FakeGi
         assert up.flush(10)
     finally:
         up.close()
-    assert [a.name for a in fake.artifacts] == ["planeteer-stub-attempt001-seq000002"]
+    assert [a.name for a in fake.artifacts] == ["planeteer-stub-attempt001-seq000002"], warnings
 
 
-def test_the_cache_gets_the_first_checkpoint_and_the_last_not_every_one(
+def test_every_segment_gets_its_cache_copy_and_superseded_segments_are_pruned(
     fake: FakeGitHubServices, tmp_path: Path
 ) -> None:
     plan = tmp_path / "plan.json"
-    plan.write_text("{}")
+    write_plan(plan, "first")
     warnings: list[str] = []
     up = uploader(fake, tmp_path, StubSource(plan), warnings)
     try:
         for n in range(4):
-            plan.write_text(f'{{"n": {n}}}')
+            write_plan(plan, f"change {n}")
             up.request()
             assert up.flush(10)
-        assert len(fake.cache_entries) == 1  # the first one only: the rest are within the interval
         up(RunFinished(status="complete", counts={}))
         assert up.flush(10)
         assert up.finish(10)  # nothing changed since the run's last upload: no extra upload
     finally:
         up.close()
     assert warnings == []
+    # Segments hold only what is new, so each has its cache copy: "Re-run all jobs" finds every piece there.
     assert sorted(e.key for e in fake.cache_entries) == [
-        f"planeteer-run{RUN}-planeteer-stub-attempt001-seq000001",
-        f"planeteer-run{RUN}-planeteer-stub-attempt001-seq000005",
+        f"planeteer-run{RUN}-planeteer-stub-attempt001-seq{n:06d}" for n in range(1, 6)
     ]
-    assert len(fake.artifacts) == KEEP_PER_ATTEMPT  # the older ones were pruned
+    # The plan's state piece is superseded at every upload: only the newest head and the one before it stay.
+    assert sorted(a.name for a in fake.artifacts) == [f"planeteer-stub-attempt001-seq00000{n}" for n in (4, 5)]
     record = UploadRecord.load(tmp_path / "uploads.json")
     assert record.artifact == "planeteer-stub-attempt001-seq000005" and record.cached
 
 
 def test_the_final_step_uploads_only_what_is_missing(fake: FakeGitHubServices, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
-    plan.write_text("{}")
+    write_plan(plan, "first")
     first = uploader(fake, tmp_path, StubSource(plan), [])
     first.request()
     assert first.flush(10)
     first.close()
-    plan.write_text('{"changed": true}')  # the run step died after this save
+    write_plan(plan, "changed")  # the run step died after this save
     final = uploader(fake, tmp_path, StubSource(plan), [])
     try:
         assert final.upload_if_changed(10) is True
@@ -135,7 +145,7 @@ def test_a_checkpoints_plan_must_be_a_plan_of_the_expected_id(
     fake: FakeGitHubServices, tmp_path: Path, plan: dict[str, object], reason: str | None
 ) -> None:
     meta = CheckpointMeta("plan-x", str(RUN), 1, 1, None, "2026-11-24T10:00:00.000Z", "plan.json")
-    data = build_checkpoint(meta, json.dumps(plan).encode(), tmp_path / "no-home", [], b"")
+    data = one_segment("x", meta, {"plan.json": json.dumps(plan).encode()})
     cache = ActionsCache.from_env(fake.runtime_env(RUN, 1))
     assert cache is not None and cache.save(cache_key("x", RUN, 1, 1), data)
     target = RestoreTarget(tmp_path / "plan.json", tmp_path, tmp_path / "home", None)
@@ -171,11 +181,12 @@ def test_the_source_holds_the_plans_live_sessions_and_the_work_but_not_the_plans
     context = ActionContext("o/r", RUN, 1, "", "", work, tmp_path, None, None)
     source = CheckpointSource(context, "x", plan, work, tmp_path / "home", base, None)
 
-    data, plan_sha = source.build(3)
+    packed = source.pack(Ledger(run_id=str(RUN)), 3, artifact_name("x", 1, 3))
 
-    checkpoint = open_checkpoint(data, key=None, expected_plan_id="plan-x")
+    pieces = [open_piece(packed.pieces[ref.sha256], key=None, expected_plan_id="plan-x") for ref in packed.head.pieces]
+    checkpoint = assemble(packed.head.meta, pieces)
     assert checkpoint.session_ids == [live] and checkpoint.meta.sequence == 3
-    assert plan_sha == hashlib.sha256(plan.read_bytes()).hexdigest()
+    assert packed.plan_bytes == plan.read_bytes()
     assert b"b/notes.md" in checkpoint.changes
     assert b"plan.md" not in checkpoint.changes and b"plan.json" not in checkpoint.changes
 
@@ -249,7 +260,7 @@ def test_a_checkpoint_that_cannot_be_put_back_whole_is_refused_before_anything_c
     before = everything_below(tmp_path)
     warnings: list[str] = []
 
-    restored = restore_from_cache(fake, forge({"plan.json": PLAN_X, **members}, meta), target, warnings)
+    restored = restore_from_cache(fake, one_segment("x", meta, {"plan.json": PLAN_X, **members}), target, warnings)
 
     assert restored is None
     assert warnings[0].startswith("checkpoint planeteer-x-attempt001-seq000001 from the cache refused: its ")
@@ -265,7 +276,8 @@ def test_sessions_that_cannot_be_written_stop_the_restore_before_the_work_is_put
     source.mkdir(parents=True)
     (source / "events.jsonl").write_text("{}\n")
     meta = CheckpointMeta("plan-x", str(RUN), 1, 1, base, "2026-11-24T10:00:00.000Z", "plan.json")
-    data = build_checkpoint(meta, PLAN_X, tmp_path / "source-home", [SESSION], NEW_NOTES)
+    members = {"plan.json": PLAN_X, "workspace.patch": NEW_NOTES, f"sessions/{SESSION}/events.jsonl": b"{}\n"}
+    data = one_segment("x", meta, members)
     (tmp_path / "home").mkdir()
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "home" / "session-state").symlink_to(tmp_path / "elsewhere")  # refused as a symlink
@@ -284,7 +296,7 @@ def test_a_thousand_task_plan_stays_inside_its_artifact_budget_and_still_saves_i
     """2,000 task state changes, fired faster than uploads go out, against a small budget of the real shape."""
     budget = UploadBudget(per_attempt=30, final_reserve=3, free=5, first_interval=0.02, doubling_every=5)
     plan = tmp_path / "plan.json"
-    plan.write_text("{}")
+    write_plan(plan, "first")
     warnings: list[str] = []
     env = fake.runtime_env(RUN, 1)
     artifacts, cache = ArtifactService.from_env(env), ActionsCache.from_env(env)
@@ -293,10 +305,10 @@ def test_a_thousand_task_plan_stays_inside_its_artifact_budget_and_still_saves_i
     up = CheckpointUploader(source, artifacts, cache, tmp_path / "uploads.json", warnings.append, budget)  # type: ignore[arg-type]
     try:
         for change in range(2000):
-            plan.write_text(json.dumps({"change": change}))
+            write_plan(plan, f"change {change}")
             up.request()
             time.sleep(0.001)
-        plan.write_text(json.dumps({"change": "last"}))
+        write_plan(plan, "last")
         up(RunFinished(status="complete", counts={}))
         assert up.finish(20)
     finally:

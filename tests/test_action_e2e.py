@@ -10,7 +10,6 @@ provider outlives the runners (its script is consumed across both attempts and i
 from __future__ import annotations
 
 import functools
-import hashlib
 import io
 import json
 import os
@@ -20,6 +19,7 @@ import sys
 import threading
 import time
 import zipfile
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -27,19 +27,19 @@ from typing import Any
 import pytest
 from action_env import CLI, ActionRun, Machine, parse_outputs, read_json
 from action_repository import checkout, make_origin
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from checkpoint_forgery import one_segment
 from fakes.github_services import FakeGitHubServices
 from helpers import git
 
-from planeteer_action.action.uploader import KEEP_PER_ATTEMPT
-from planeteer_action.checkpoints import manifest as checkpoint_manifest
-from planeteer_action.checkpoints import sealing
-from planeteer_action.checkpoints.archive import build_checkpoint
+from planeteer_action.checkpoints.fetch import RunSegments, open_head
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, cache_key
+from planeteer_action.checkpoints.segments import read_segment, write_segment
+from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
 from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, note_path
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
+from planeteer_action.github.run_artifacts import RunArtifacts
 from planeteer_action.plan.session_ids import session_id_for
 
 pytestmark = [
@@ -204,9 +204,14 @@ def describe(run: ActionRun) -> str:
 
 
 def unzipped(data: bytes) -> bytes:
-    """Every member's bytes of a zip (the checkpoint as anyone downloading it would read it)."""
+    """Every member's bytes of a segment and of the pieces in it (as anyone downloading it would read them)."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        return b"\n".join(archive.read(name) for name in archive.namelist())
+        members = [archive.read(name) for name in archive.namelist()]
+    inner = []
+    for member in members:
+        with zipfile.ZipFile(io.BytesIO(member)) as piece:
+            inner += [piece.read(name) for name in piece.namelist()]
+    return b"\n".join(members + inner)
 
 
 def assert_secrets_kept(machines: list[Machine], fake: FakeGitHubServices, secrets: list[str], *, sealed: bool) -> None:
@@ -231,8 +236,9 @@ def assert_secrets_kept(machines: list[Machine], fake: FakeGitHubServices, secre
     for name, data in stored:
         texts[f"stored {name}"] = data
         if sealed:
-            with zipfile.ZipFile(io.BytesIO(data)) as archive:
-                assert sorted(archive.namelist()) == ["checkpoint.sealed", "manifest-public.json"]
+            for piece in read_segment(data, DEFAULT_LIMITS)[1].values():
+                with zipfile.ZipFile(io.BytesIO(piece)) as archive:
+                    assert sorted(archive.namelist()) == ["checkpoint.sealed", "manifest-public.json"]
             for clear in (TRANSCRIPT_MARKER, "Planeteer task id", "Resume across attempts", "src/files.txt"):
                 assert clear.encode() not in data, f"{clear!r} readable in {name}"
         else:
@@ -394,57 +400,24 @@ def test_an_interrupted_run_resumes_on_a_fresh_machine(
 # 3: checkpoints that must not be trusted -------------------------------------------------------------------
 
 
-def meta(run_id: int, sequence: int, base: str, plan_id: str = PLAN_ID) -> CheckpointMeta:
+def meta(run_id: int, attempt: int, base: str, plan_id: str = PLAN_ID) -> CheckpointMeta:
     return CheckpointMeta(
         plan_id=plan_id,
         run_id=str(run_id),
-        attempt=1,
-        sequence=sequence,
+        attempt=attempt,
+        sequence=1,
         base_commit=base,
         created_at="2026-11-24T10:00:00.000Z",
         plan_path=PLAN_PATH,
     )
 
 
-def forge_plain(members: dict[str, bytes], meta: CheckpointMeta) -> bytes:
-    """A plain checkpoint written by hand: its manifest lists every member with the right hash."""
-    manifest = {
-        "format": checkpoint_manifest.FORMAT,
-        "meta": meta.__dict__,
-        "files": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
-    }
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("manifest.json", json.dumps(manifest))
-        for name, data in members.items():
-            archive.writestr(name, data)
-    return buffer.getvalue()
-
-
-def seal(inner: bytes, key: str, meta: CheckpointMeta) -> bytes:
-    """Seal a hand-written inner checkpoint with the right key, exactly as the sealed format prescribes."""
-    public = checkpoint_manifest.public_manifest(meta)
-    salt, nonce = os.urandom(16), os.urandom(12)
-    header = sealing.MAGIC + salt + nonce
-    sealed = header + AESGCM(sealing.derive_key(key, salt)).encrypt(nonce, inner, header + public)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        archive.writestr("manifest-public.json", public)
-        archive.writestr("checkpoint.sealed", sealed)
-    return buffer.getvalue()
-
-
-def flip_sealed_byte(data: bytes) -> bytes:
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    blob = bytearray(members["checkpoint.sealed"])
-    blob[-20] ^= 0x01
-    members["checkpoint.sealed"] = bytes(blob)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
+def tamper_piece(segment: bytes) -> bytes:
+    """The segment with one byte of its state piece flipped after the head recorded the piece's sha256."""
+    head, pieces = read_segment(segment, DEFAULT_LIMITS)
+    sha, data = list(pieces.items())[-1]
+    pieces[sha] = data[:-20] + bytes([data[-20] ^ 1]) + data[-19:]
+    return write_segment(head, pieces)
 
 
 EVIL_PATCH = b"""diff --git a/../../evil b/../../evil
@@ -456,61 +429,56 @@ new file mode 100644
 """
 
 
-def bad_checkpoints(run_id: int, sha: str, key: str | None) -> dict[str, tuple[bytes, str]]:
-    """name -> (bytes, the reason its refusal must give). Each would mark every task done if trusted."""
+def bad_checkpoints(run_id: int, sha: str, key: str | None) -> list[tuple[str, bytes, str]]:
+    """(name, the segment, the reason its refusal must give), the n-th one for attempt n. Each would mark every
+    task done if trusted. Written as an attacker could (a compromised step of the run, or, sealed, a holder of
+    the key elsewhere); a name starting with `cache:` goes into the cache instead of the artifacts."""
     done = json.dumps(resume_plan(status="done")).encode()
-    empty_home = Path("/nonexistent-copilot-home")
-
-    def valid(sequence: int, *, plan_id: str = PLAN_ID, with_key: str | None = None, plan: bytes = done) -> bytes:
-        return build_checkpoint(meta(run_id, sequence, sha, plan_id), plan, empty_home, [], b"", key=with_key)
-
-    def inner(sequence: int, members: dict[str, bytes]) -> bytes:
-        return forge_plain({"plan.json": done, **members}, meta(run_id, sequence, sha))
-
     evil_session = f"sessions/{sid('notes')}/../../../../evil"
+
+    def segment(attempt: int, members: dict[str, bytes], *, plan_id: str = PLAN_ID, with_key: str | None) -> bytes:
+        plan = done.replace(PLAN_ID.encode(), plan_id.encode())
+        return one_segment(STATE, meta(run_id, attempt, sha, plan_id), {"plan.json": plan, **members}, with_key)
+
+    Make = Callable[[int], bytes]
+    cases: list[tuple[str, Make, str]]
     if key is None:
-        return {
-            "corrupt": (b"PK\x03\x04 truncated, not really a zip", "is not a zip archive"),
-            "tampered": (_tamper_plain(valid(2)), "does not match its manifest hash"),
-            "path-traversing member": (inner(3, {"../../evil": b"EVIL"}), "has an unsafe or unexpected name"),
-            "path-traversing patch": (inner(4, {"workspace.patch": EVIL_PATCH}), "outside the checkout"),
-            "foreign plan": (
-                valid(5, plan_id="someone-elses-plan", plan=done.replace(PLAN_ID.encode(), b"someone-elses-plan")),
+        cases = [
+            ("corrupt", lambda n: b"PK\x03\x04 truncated, not really a zip", "is not a zip archive"),
+            ("tampered", lambda n: tamper_piece(segment(n, {}, with_key=None)), "does not match its sha256"),
+            ("path-traversing member", lambda n: segment(n, {"../../evil": b"EVIL"}, with_key=None), "unsafe"),
+            ("path-traversing patch", lambda n: segment(n, {"workspace.patch": EVIL_PATCH}, with_key=None), "outside"),
+            (
+                "foreign plan",
+                lambda n: segment(n, {}, plan_id="someone-elses-plan", with_key=None),
                 "is of plan 'someone-elses-plan'",
             ),
-            "sealed, no key given": (valid(6, with_key="some key"), "this checkpoint is encrypted"),
-            "cache: path-traversing session file": (inner(7, {evil_session: b"EVIL"}), "unsafe or unexpected name"),
-        }
-    return {
-        "corrupt": (b"PK\x03\x04 truncated, not really a zip", "is not a zip archive"),
-        "tampered": (flip_sealed_byte(valid(2, with_key=key)), "does not decrypt with this state-key"),
-        "path-traversing member": (
-            seal(inner(3, {"../../evil": b"EVIL"}), key, meta(run_id, 3, sha)),
-            "has an unsafe or unexpected name",
-        ),
-        "foreign plan": (
-            valid(4, plan_id="someone-elses-plan", with_key=key, plan=done.replace(PLAN_ID.encode(), b"other")),
-            "is of plan 'someone-elses-plan'",
-        ),
-        "wrongly keyed": (valid(5, with_key="not the state key"), "does not decrypt with this state-key"),
-        "plain, although a key is set": (valid(6), "is not encrypted although a state-key is set"),
-        "cache: path-traversing patch": (
-            seal(inner(7, {"workspace.patch": EVIL_PATCH}), key, meta(run_id, 7, sha)),
-            "outside the checkout",
-        ),
-    }
-
-
-def _tamper_plain(data: bytes) -> bytes:
-    """Change plan.json after the manifest hashed it (with a valid zip CRC, so only the manifest can tell)."""
-    with zipfile.ZipFile(io.BytesIO(data)) as archive:
-        members = {name: archive.read(name) for name in archive.namelist()}
-    members["plan.json"] = members["plan.json"].replace(b'"done"', b'"in_progress"', 1)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name, content in members.items():
-            archive.writestr(name, content)
-    return buffer.getvalue()
+            ("sealed, no key given", lambda n: segment(n, {}, with_key="some key"), "this checkpoint is encrypted"),
+            (
+                "cache: path-traversing session file",
+                lambda n: segment(n, {evil_session: b"EVIL"}, with_key=None),
+                "unsafe or unexpected name",
+            ),
+        ]
+    else:
+        cases = [
+            ("corrupt", lambda n: b"PK\x03\x04 truncated, not really a zip", "is not a zip archive"),
+            ("tampered", lambda n: tamper_piece(segment(n, {}, with_key=key)), "does not match its sha256"),
+            ("path-traversing member", lambda n: segment(n, {"../../evil": b"EVIL"}, with_key=key), "unsafe"),
+            (
+                "foreign plan",
+                lambda n: segment(n, {}, plan_id="someone-elses-plan", with_key=key),
+                "is of plan 'someone-elses-plan'",
+            ),
+            ("wrongly keyed", lambda n: segment(n, {}, with_key="not the state key"), "does not decrypt with this"),
+            ("plain, although a key is set", lambda n: segment(n, {}, with_key=None), "is not encrypted although"),
+            (
+                "cache: path-traversing patch",
+                lambda n: segment(n, {"workspace.patch": EVIL_PATCH}, with_key=key),
+                "outside the checkout",
+            ),
+        ]
+    return [(name, make(attempt), reason) for attempt, (name, make, reason) in enumerate(cases, start=1)]
 
 
 @pytest.mark.parametrize("state_key", [None, STATE_KEY], ids=["plain", "with-state-key"])
@@ -522,24 +490,26 @@ def test_untrustworthy_checkpoints_are_refused_and_the_run_starts_from_the_repos
         inputs["state-key"] = state_key
     flow = Workflow(tmp_path, fake, run_id=82_000, inputs=inputs)
     try:
-        # Attempt 1's job "uploaded" these (as a compromised step of the run could); then a re-run.
-        attempt1 = ArtifactService.from_env(fake.runtime_env(flow.run_id, 1))
-        cache = ActionsCache.from_env(fake.runtime_env(flow.run_id, 1))
-        assert attempt1 is not None and cache is not None
+        # Earlier attempts' jobs "uploaded" these, one each (a re-run tries each attempt's newest heads); then a
+        # re-run.
         bad = bad_checkpoints(flow.run_id, flow.sha, state_key)
-        for sequence, (name, (data, _)) in enumerate(bad.items(), start=1):
+        for attempt, (name, data, _) in enumerate(bad, start=1):
+            env = fake.runtime_env(flow.run_id, attempt)
             if name.startswith("cache:"):
-                cache.save(cache_key(STATE, flow.run_id, 1, sequence), data)
+                cache = ActionsCache.from_env(env)
+                assert cache is not None and cache.save(cache_key(STATE, flow.run_id, attempt, 1), data)
             else:
-                attempt1.upload(artifact_name(STATE, 1, sequence), data)
-        second = flow.machine(2)
+                artifacts = ArtifactService.from_env(env)
+                assert artifacts is not None
+                artifacts.upload(artifact_name(STATE, attempt, 1), data)
+        second = flow.machine(len(bad) + 1)
         run = second.run_action()
 
         assert (run.run.exit_code, run.finalize.exit_code) == (0, 0), describe(run)
         warnings = run.run.warnings()
-        for sequence, (name, (_, reason)) in enumerate(bad.items(), start=1):
+        for attempt, (name, _, reason) in enumerate(bad, start=1):
             origin = "cache" if name.startswith("cache:") else "artifact"
-            prefix = f"checkpoint {artifact_name(STATE, 1, sequence)} from the {origin} refused: "
+            prefix = f"checkpoint {artifact_name(STATE, attempt, 1)} from the {origin} refused: "
             assert any(w.startswith(prefix) and reason in w for w in warnings), (name, reason, warnings)
         assert "no usable checkpoint: starting from the plan file in the repository" in warnings
         assert not [line for line in run.run.stdout.splitlines() if line.startswith("restored checkpoint")]
@@ -665,16 +635,22 @@ def test_uploads_never_hold_up_the_tasks_failures_are_warnings_and_old_checkpoin
     started = {t["id"]: datetime.fromisoformat(t["attempts"][0]["startedAt"]) for t in final["tasks"]}
     assert started["two"] < datetime.fromtimestamp(failed_at, UTC)
 
-    # Later checkpoints succeeded; all but the newest few were deleted as newer ones landed.
+    # Later checkpoints succeeded. Segments are deleted only once no head a re-run could pick names them (in a run
+    # this short every segment still holds a live piece; test_checkpoint_pieces prunes a longer one).
     finalized = [status for _, method, status in answered if method == "FinalizeArtifact" and status == 200]
     deleted = [status for _, method, status in answered if method == "DeleteArtifact" and status == 200]
     kept = sorted(a.name for a in fake.artifacts if a.finalized)
-    assert len(finalized) >= 3 and len(kept) <= KEEP_PER_ATTEMPT and len(deleted) == len(finalized) - len(kept)
+    assert len(finalized) >= 3 and len(deleted) == len(finalized) - len(kept)
     assert run.outputs["checkpoint-artifact"] == kept[-1] != artifact_name("plan-e2e-chain", 1, 1)
-    # The cache keeps the first checkpoint and the last, not one per change (its entries cannot be deleted).
+    rest = RunArtifacts(fake.rest_token, fake.repository, fake.api_url)
+    segments = RunSegments("plan-e2e-chain", flow.run_id, rest, None, pytest.fail)
+    for order, _, name in segments.heads(pytest.fail, None):
+        head = open_head(segments.fetch(name), name, order, None, "plan-e2e-chain", flow.run_id)
+        assert set(head.segments()) <= set(kept), name
+    # Every segment has its cache copy: each holds only what is new, and "Re-run all jobs" needs them all.
     cached = sorted(e.key for e in fake.cache_entries)
-    assert len(cached) == 2 < len(finalized), cached
-    assert cached[-1] == cache_key("plan-e2e-chain", flow.run_id, 1, int(kept[-1][-6:]))
+    assert cached == sorted(cache_key("plan-e2e-chain", flow.run_id, 1, int(key[-6:])) for key in cached)
+    assert len(cached) == len(finalized) and cached[-1].endswith(kept[-1])
 
 
 def test_the_harness_reads_outputs_as_the_runner_does() -> None:

@@ -7,10 +7,8 @@ model and the fake GitHub services.
 
 from __future__ import annotations
 
-import io
 import json
 import signal
-import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,9 @@ from action_repository import checkout, make_origin
 from fakes.github_services import FakeGitHubServices
 from test_agent_environment import DUMP_COMMAND, DUMP_FILE, dump_sections
 
+from planeteer_action.checkpoints.pieces import Piece, open_piece
+from planeteer_action.checkpoints.segments import read_segment
+from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
 from planeteer_action.copilot.offline_model import OfflineModelServer
 
 pytestmark = [
@@ -43,6 +44,10 @@ def one_task_plan(plan_id: str) -> dict[str, Any]:
 def fake() -> Iterator[FakeGitHubServices]:
     with FakeGitHubServices() as services:
         yield services
+
+
+def open_plain_piece(data: bytes) -> Piece:
+    return open_piece(data, key=None, expected_plan_id=None)
 
 
 def machine(tmp_path: Path, fake: FakeGitHubServices, plan_id: str, inputs: dict[str, str]) -> Machine:
@@ -110,10 +115,9 @@ def test_a_cancellation_reaches_python_through_the_launcher_and_finalize_uploads
     newest = run.outputs["checkpoint-artifact"]
     (stored,) = [a for a in fake.artifacts if a.name == newest and a.finalized]
     assert stored.data is not None
-    with zipfile.ZipFile(io.BytesIO(stored.data)) as archive:
-        plans = [name for name in archive.namelist() if name.endswith(".json") and "plan" in name]
-        statuses = [json.loads(archive.read(name)).get("tasks", [{}])[0].get("status") for name in plans]
-    assert "interrupted" in statuses, plans
+    pieces = read_segment(stored.data, DEFAULT_LIMITS)[1].values()
+    plans = [piece.members["plan.json"] for piece in map(open_plain_piece, pieces) if "plan.json" in piece.members]
+    assert [json.loads(plan)["tasks"][0]["status"] for plan in plans] == ["interrupted"]
 
 
 def test_no_secret_input_reaches_an_agent_its_transcript_or_the_checkpoint(

@@ -24,6 +24,7 @@ from test_action_e2e import (
     PLAN_ID,
     PLAN_PATH,
     SCRIPT,
+    STATE,
     Workflow,
     base_inputs,
     conversation,
@@ -33,7 +34,10 @@ from test_action_e2e import (
     turn_started,
 )
 
+from planeteer_action.checkpoints.naming import parse_artifact_name
+from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
 from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, note_path
+from planeteer_action.github.run_artifacts import RunArtifacts
 from planeteer_action.worktrees import names
 
 pytestmark = [
@@ -126,5 +130,18 @@ def test_a_cancelled_isolated_run_resumes_in_its_worktrees_on_a_fresh_machine(
             assert git(repo, "rev-parse", "HEAD") == flow.sha
             changed = git(repo, "status", "--porcelain", "--untracked-files=all").splitlines()
             assert changed and all(line.split()[-1].startswith(".planeteer/plan.") for line in changed), changed
+
+            # Attempt 2's heads build on attempt 1's pieces: its bundles start where attempt 1's ended. Restored
+            # as a third attempt would, the chain gives the integration branch exactly as attempt 2 left it.
+            third = flow.machine(3)
+            rest = RunArtifacts(fake.rest_token, fake.repository, fake.api_url)
+            target = RestoreTarget(third.workspace / PLAN_PATH, third.workspace, third.root / "home", None)
+            warnings: list[str] = []
+            again = restore_checkpoint(STATE, flow.run_id, PLAN_ID, rest, None, target, warnings.append)
+            assert again is not None and again.head is not None, warnings
+            assert again.name == attempt2.outputs["checkpoint-artifact"]
+            made_in = {(parse_artifact_name(segment, STATE) or (0, 0))[0] for segment in again.head.segments()}
+            assert made_in == {1, 2}
+            assert git(third.workspace, "rev-parse", BRANCH) == git(repo, "rev-parse", BRANCH)
         finally:
             flow.cleanup()

@@ -1,4 +1,5 @@
-"""A checkpoint carries plan, sessions and workspace changes; a damaged, forged or foreign one is refused."""
+"""A checkpoint carries plan, sessions and workspace changes in pieces; a damaged, forged or foreign piece is
+refused, and so is a checkpoint its pieces make that could not be put back safely."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pytest
 from checkpoint_forgery import forge as forge_checkpoint
 from checkpoint_forgery import many_entries
 
-from planeteer_action.checkpoints.archive import Checkpoint, build_checkpoint, open_checkpoint
+from planeteer_action.checkpoints.archive import Checkpoint, assemble
 from planeteer_action.checkpoints.errors import (
     CheckpointError,
     CheckpointInvalid,
@@ -27,8 +28,10 @@ from planeteer_action.checkpoints.errors import (
 )
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, parse_artifact_name
-from planeteer_action.checkpoints.zip_io import Limits
-from planeteer_action.plan.session_ids import session_id_for
+from planeteer_action.checkpoints.pieces import build_piece, open_piece
+from planeteer_action.checkpoints.session_files import changed_session_files
+from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS, Limits
+from planeteer_action.plan.session_ids import belongs_to_plan, session_id_for
 
 PLAN_ID = "plan-123"
 KEY = "correct horse battery staple"
@@ -92,16 +95,23 @@ def source_home(tmp_path: Path) -> Path:
     return home
 
 
-def build(source_home: Path, key: str | None = None, **kwargs: object) -> bytes:
-    return build_checkpoint(
-        meta(),
-        PLAN_BYTES,
-        source_home,
-        [FIRST, SECOND, MISSING, LINKED, FOREIGN, FIRST],
-        PATCH_BYTES,
-        key,
-        **kwargs,  # type: ignore[arg-type]
-    )
+def build(source_home: Path, key: str | None = None, limits: Limits = DEFAULT_LIMITS) -> bytes:
+    """One piece holding the plan, the patch and the plan's session folders, as the packer reads them."""
+    members = {"plan.json": PLAN_BYTES, "workspace.patch": PATCH_BYTES}
+    for session_id in sorted({FIRST, SECOND, MISSING, LINKED, FOREIGN}):
+        if belongs_to_plan(session_id, PLAN_ID):
+            folder = source_home / "session-state" / session_id
+            for relative, _, data, _ in changed_session_files(folder, {}, limits.max_member_bytes):
+                members[f"sessions/{session_id}/{relative}"] = data
+    return build_piece(meta(), members, key, limits=limits)
+
+
+def open_checkpoint(
+    data: bytes, *, key: str | None, expected_plan_id: str | None, limits: Limits = DEFAULT_LIMITS
+) -> Checkpoint:
+    """The checkpoint a head naming this one piece makes, as a restore checks it."""
+    piece = open_piece(data, key=key, expected_plan_id=expected_plan_id, limits=limits)
+    return assemble(piece.meta, [piece], limits)
 
 
 def restore_sessions(checkpoint: Checkpoint, copilot_home: Path) -> list[str]:
@@ -159,7 +169,7 @@ def test_an_empty_key_counts_as_none(source_home: Path) -> None:
 
 
 def test_empty_changes_and_no_sessions_make_a_minimal_checkpoint(tmp_path: Path) -> None:
-    data = build_checkpoint(meta(base_commit=None), PLAN_BYTES, tmp_path / "no-home", [], b"")
+    data = build_piece(meta(base_commit=None), {"plan.json": PLAN_BYTES}, None)
 
     checkpoint = open_checkpoint(data, key=None, expected_plan_id=PLAN_ID)
 
@@ -172,7 +182,7 @@ def test_a_file_over_the_per_file_limit_stops_the_save(source_home: Path, tmp_pa
     with pytest.raises(CheckpointTooLarge, match=r"events\.jsonl is over the per-file limit of 100 bytes"):
         build(source_home, limits=Limits(max_member_bytes=100))
     with pytest.raises(CheckpointTooLarge, match=r"plan\.json is 200 bytes, over the per-file limit of 100"):
-        build_checkpoint(meta(), b"x" * 200, tmp_path, [], b"", limits=Limits(max_member_bytes=100))
+        build_piece(meta(), {"plan.json": b"x" * 200}, None, limits=Limits(max_member_bytes=100))
 
 
 # Restoring ------------------------------------------------------------------------------------------------

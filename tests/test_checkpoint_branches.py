@@ -1,6 +1,6 @@
-"""With worktree isolation a checkpoint carries commits, not a diff: the plan's branches as a git bundle and
-each unfinished task's uncommitted worktree changes, rebuilt exactly in a fresh clone at the base commit; a
-bundle that must not be trusted is refused before anything in the clone changes."""
+"""With worktree isolation a checkpoint carries commits, not a diff: the plan's branches as a chain of
+incremental git bundles and each unfinished task's uncommitted worktree changes, rebuilt exactly in a fresh
+clone at the base commit; a chain that must not be trusted is refused before anything in the clone changes."""
 
 from __future__ import annotations
 
@@ -11,15 +11,17 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from checkpoint_forgery import one_segment
 from fakes.github_services import FakeGitHubServices
 from helpers import git
 
-from planeteer_action.checkpoints.archive import build_checkpoint, open_checkpoint
+from planeteer_action.checkpoints.archive import Checkpoint, assemble
 from planeteer_action.checkpoints.branch_restore import check_branches, put_back_branches
 from planeteer_action.checkpoints.branches import BranchState, capture_branches
 from planeteer_action.checkpoints.errors import CheckpointInvalid
+from planeteer_action.checkpoints.fetch import open_head, open_pieces
 from planeteer_action.checkpoints.manifest import CheckpointMeta
-from planeteer_action.checkpoints.naming import cache_key
+from planeteer_action.checkpoints.naming import artifact_name, cache_key
 from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
 from planeteer_action.checkpoints.workspace import WorkspaceChangesError
 from planeteer_action.github.cache import ActionsCache
@@ -100,7 +102,19 @@ def files_of(folder: Path) -> dict[str, tuple[bool, bytes]]:
 
 
 def fresh_clone(origin: Path, base: str, folder: Path) -> Path:
-    git(origin.parent, "clone", "-q", "--no-checkout", str(origin), str(folder))
+    # As actions/checkout fetches: the one branch, none of the plan's commits.
+    git(
+        origin.parent,
+        "clone",
+        "-q",
+        "--no-local",
+        "--no-checkout",
+        "--single-branch",
+        "--branch",
+        "main",
+        str(origin),
+        str(folder),
+    )
     git(folder, "checkout", "-q", "--detach", base)
     return folder
 
@@ -117,9 +131,17 @@ def meta(base: str, plan_id: str = PLAN_ID) -> CheckpointMeta:
     return CheckpointMeta(plan_id, str(RUN), 1, 1, base, "2026-11-29T15:00:00.000Z", ".planeteer/plan.json")
 
 
-def checkpoint_bytes(plan: Plan, state: BranchState, base: str, home: Path) -> bytes:
-    plan_bytes = plan.model_dump_json(by_alias=True).encode()
-    return build_checkpoint(meta(base, plan.id), plan_bytes, home, [], b"", branches=state)
+def checkpoint_bytes(plan: Plan, state: BranchState, base: str) -> bytes:
+    """A checkpoint of the plan and its branches in one segment of the state "x"."""
+    members = {"plan.json": plan.model_dump_json(by_alias=True).encode(), **state.members()}
+    return one_segment("x", meta(base, plan.id), members, bundles=state.bundles)
+
+
+def open_checkpoint(data: bytes) -> Checkpoint:
+    """The checkpoint a segment of `checkpoint_bytes` holds, every piece checked, as a restore opens it."""
+    name = artifact_name("x", 1, 1)
+    head = open_head(data, name, (1, 1), None, None, RUN)
+    return assemble(head.meta, open_pieces(head, {name: data}, None))
 
 
 @pytest.fixture
@@ -138,7 +160,7 @@ def test_branches_and_worktrees_are_rebuilt_exactly_in_a_fresh_clone(
     task_ref = f"refs/heads/{names.task_branch(PLAN_ID, 'committed')}"
     assert set(state.refs) == {integration, task_ref, f"refs/heads/{names.task_branch(PLAN_ID, 'editing')}"}
     assert set(state.worktrees) == {"committed", "editing"} and state.worktrees["committed"] == b""
-    data = checkpoint_bytes(PLAN, state, base, tmp_path / "home")
+    data = checkpoint_bytes(PLAN, state, base)
 
     clone = fresh_clone(origin, base, tmp_path / "clone")
     cache = ActionsCache.from_env(fake.runtime_env(RUN, 1))
@@ -174,8 +196,8 @@ def test_branches_and_worktrees_are_rebuilt_exactly_in_a_fresh_clone(
 def test_a_shared_plan_carries_no_branches(tmp_path: Path) -> None:
     origin = tmp_path / "origin"
     base = make_origin(origin)
-    data = build_checkpoint(meta(base), PLAN.model_dump_json(by_alias=True).encode(), tmp_path, [], b"")
-    assert open_checkpoint(data, key=None, expected_plan_id=PLAN_ID).branches is None
+    data = one_segment("x", meta(base), {"plan.json": PLAN.model_dump_json(by_alias=True).encode()})
+    assert open_checkpoint(data).branches is None
 
 
 def orphan_on_task_branch(origin: Path) -> BranchState:
@@ -189,7 +211,7 @@ def orphan_on_task_branch(origin: Path) -> BranchState:
     git(origin, "update-ref", ref, orphan)
     bundle = origin.parent / "orphan.bundle"
     git(origin, "bundle", "create", "-q", str(bundle), ref)
-    return BranchState(refs={ref: orphan}, bundle=bundle.read_bytes())
+    return BranchState(refs={ref: orphan}, bundles=(bundle.read_bytes(),))
 
 
 def refusals(origin: Path, base: str, state: BranchState) -> dict[str, tuple[Plan, BranchState, str]]:
@@ -197,27 +219,35 @@ def refusals(origin: Path, base: str, state: BranchState) -> dict[str, tuple[Pla
     integration = f"refs/heads/{names.integration_branch(PLAN_ID)}"
     foreign = json.loads(PLAN.model_dump_json(by_alias=True)) | {"id": "other-plan"}
     other = {**state.refs, "refs/heads/main": base}
-    moved = {**state.refs, integration: base}
+    nowhere = {**state.refs, integration: "0123456789" * 4}
     escaping = (
         b"diff --git a/../../evil b/../../evil\nnew file mode 100644\n--- /dev/null\n+++ b/../../evil\n"
         b"@@ -0,0 +1 @@\n+x\n"
     )
     return {
-        "ref-outside-the-plan": (PLAN, BranchState(other, state.worktrees, state.bundle), "'refs/heads/main'"),
+        "ref-outside-the-plan": (PLAN, BranchState(other, state.worktrees, state.bundles), "'refs/heads/main'"),
         "another-plans-branches": (Plan.model_validate(foreign), state, "which is not one of plan 'other-plan'"),
         "not-descending-from-base": (PLAN, orphan_on_task_branch(origin), "does not descend from the base commit"),
-        "refs-other-than-the-bundle": (PLAN, BranchState(moved, state.worktrees, state.bundle), "other than its git"),
-        "no-bundle": (PLAN, BranchState(state.refs, state.worktrees), "beyond the base commit but no bundle"),
-        "damaged-bundle": (PLAN, BranchState(state.refs, state.worktrees, state.bundle[:-40]), "bundle"),
-        "worktree-of-no-task": (PLAN, BranchState(state.refs, {"ghost": b""}, state.bundle), "'ghost', no task"),
+        "ref-at-a-commit-no-bundle-carries": (
+            PLAN,
+            BranchState(nowhere, state.worktrees, state.bundles),
+            "at 0123456789012345678901234567890123456789, which no bundle carries",
+        ),
+        "no-bundle": (PLAN, BranchState(state.refs, state.worktrees), "which no bundle carries"),
+        "damaged-bundle": (
+            PLAN,
+            BranchState(state.refs, state.worktrees, (state.bundles[0][:-40],)),
+            "its branch bundle 1 does not",
+        ),
+        "worktree-of-no-task": (PLAN, BranchState(state.refs, {"ghost": b""}, state.bundles), "'ghost', no task"),
         "escaping-worktree-patch": (
             PLAN,
-            BranchState(state.refs, {**state.worktrees, "editing": escaping}, state.bundle),
+            BranchState(state.refs, {**state.worktrees, "editing": escaping}, state.bundles),
             "writes to '../../evil'",
         ),
         "patch-not-applying": (
             PLAN,
-            BranchState(state.refs, {**state.worktrees, "editing": NOT_ON_EDITING}, state.bundle),
+            BranchState(state.refs, {**state.worktrees, "editing": NOT_ON_EDITING}, state.bundles),
             "uncommitted changes of task 'editing' do not apply",
         ),
     }
@@ -232,7 +262,7 @@ CASES = [
     "ref-outside-the-plan",
     "another-plans-branches",
     "not-descending-from-base",
-    "refs-other-than-the-bundle",
+    "ref-at-a-commit-no-bundle-carries",
     "no-bundle",
     "damaged-bundle",
     "worktree-of-no-task",
@@ -252,9 +282,7 @@ def test_a_forged_bundle_is_refused_before_anything_changes(
     before = repository_state(clone)
 
     with pytest.raises(CheckpointInvalid) as refused:
-        checkpoint = open_checkpoint(
-            checkpoint_bytes(plan, forged, base, tmp_path / "home"), key=None, expected_plan_id=None
-        )
+        checkpoint = open_checkpoint(checkpoint_bytes(plan, forged, base))
         assert checkpoint.branches is not None
         check_branches(clone, plan.id, base, checkpoint.branches)
 
@@ -295,3 +323,36 @@ def test_putting_back_twice_keeps_what_is_there(tmp_path: Path, source: tuple[Pa
     check_branches(clone, PLAN_ID, base, state)
     assert put_back_branches(clone, PLAN_ID, state) == []
     assert (editing / "later.txt").read_text() == "the agent went on\n"
+
+
+def prerequisites(bundle: bytes) -> set[str]:
+    """The commits a bundle needs the repository to have already (its header's `-<commit>` lines)."""
+    header = bundle.split(b"\n\n", 1)[0].decode()
+    return {line[1:41] for line in header.splitlines() if line.startswith("-")}
+
+
+def test_a_chain_of_bundles_carries_each_commit_once_and_goes_back_whole(
+    tmp_path: Path, source: tuple[Path, str, PlanWorktrees]
+) -> None:
+    origin, base, worktrees = source
+    first = capture_branches(origin, PLAN, base)
+    committed = names.worktree_path(worktrees.common_dir, PLAN_ID, "committed")
+    (committed / "more.txt").write_text("more work\n")
+    assert worktrees.commit("committed", "Committed", "s-committed")
+    second = capture_branches(origin, PLAN, base, carried=first.refs.values())
+
+    task_ref = f"refs/heads/{names.task_branch(PLAN_ID, 'committed')}"
+    assert prerequisites(first.bundles[0]) == {base}
+    assert prerequisites(second.bundles[0]) == {first.refs[task_ref]}  # only the new commit travels
+    chain = BranchState(second.refs, second.worktrees, first.bundles + second.bundles)
+    clone = fresh_clone(origin, base, tmp_path / "clone")
+    check_branches(clone, PLAN_ID, base, chain)
+    put_back_branches(clone, PLAN_ID, chain)
+    assert plan_refs(clone) == {ref: commit for ref, commit in plan_refs(origin).items() if ref in second.refs}
+
+    unlinked = fresh_clone(origin, base, tmp_path / "unlinked")
+    before = repository_state(unlinked)
+    with pytest.raises(CheckpointInvalid, match="its branch bundle 1 does not verify here"):
+        check_branches(unlinked, PLAN_ID, base, BranchState(second.refs, second.worktrees, second.bundles))
+    assert repository_state(unlinked) == before
+    assert not capture_branches(origin, PLAN, base, carried=second.refs.values()).bundles  # nothing new: no bundle

@@ -11,10 +11,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from checkpoint_forgery import one_segment
 from fakes.github_services import FakeGitHubServices
 
-from planeteer_action.checkpoints import restore
-from planeteer_action.checkpoints.archive import build_checkpoint
+from planeteer_action.checkpoints import fetch
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, cache_key
 from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
@@ -36,7 +36,7 @@ def fake() -> Iterator[FakeGitHubServices]:
 
 def checkpoint(tmp_path: Path, sequence: int) -> bytes:
     meta = CheckpointMeta("plan-x", str(RUN), 1, sequence, None, "2026-11-24T10:00:00.000Z", "plan.json")
-    return build_checkpoint(meta, json.dumps(PLAN).encode(), tmp_path / "no-home", [], b"")
+    return one_segment(STATE, meta, {"plan.json": json.dumps(PLAN).encode()})
 
 
 def attempt_one_saved_both_copies(fake: FakeGitHubServices, tmp_path: Path) -> None:
@@ -78,10 +78,10 @@ def test_a_cache_the_job_may_not_read_is_not_read(fake: FakeGitHubServices, tmp_
 def test_both_downloads_stop_at_the_archive_limit(
     fake: FakeGitHubServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """One cap for every copy: what open_checkpoint would refuse is not downloaded past its limit."""
+    """One cap for every copy: a segment over the archive limit is not downloaded past it."""
     attempt_one_saved_both_copies(fake, tmp_path)
     size = len(checkpoint(tmp_path, 3))
-    monkeypatch.setattr(restore, "DEFAULT_LIMITS", Limits(max_archive_bytes=size - 1))
+    monkeypatch.setattr(fetch, "DEFAULT_LIMITS", Limits(max_archive_bytes=size - 1))
     env = fake.runtime_env(RUN, 2)
     rest = RunArtifacts(fake.rest_token, fake.repository, fake.api_url)
     target = RestoreTarget(tmp_path / "plan.json", tmp_path, tmp_path / "home", None)
@@ -122,3 +122,21 @@ def test_pull_in_a_workflow_step_finds_the_cache_copy_after_rerun_all_jobs(
     assert in_a_step.returncode == 0, in_a_step.stdout + in_a_step.stderr
     assert "from the cache (run 6060, attempt 1, save 3)" in in_a_step.stdout
     assert json.loads((tmp_path / "step" / "plan.json").read_text())["id"] == "plan-x"
+
+
+def test_a_forged_cache_copy_does_not_stand_in_for_the_artifact_of_the_same_name(
+    fake: FakeGitHubServices, tmp_path: Path
+) -> None:
+    env = fake.runtime_env(RUN, 1)
+    artifacts, cache = ArtifactService.from_env(env), ActionsCache.from_env(env)
+    assert artifacts is not None and cache is not None
+    artifacts.upload(artifact_name(STATE, 1, 3), checkpoint(tmp_path, 3))
+    assert cache.save(cache_key(STATE, RUN, 1, 3), b"PK\x03\x04 not what was uploaded")
+    rest = RunArtifacts(fake.rest_token, fake.repository, fake.api_url)
+    target = RestoreTarget(tmp_path / "plan.json", tmp_path, tmp_path / "home", None)
+    warnings: list[str] = []
+
+    restored = restore_checkpoint(STATE, RUN, "plan-x", rest, cache, target, warnings.append, before_attempt=2)
+
+    assert restored is not None and restored.origin == "artifact", warnings
+    assert json.loads(target.plan_path.read_text()) == PLAN and warnings == []

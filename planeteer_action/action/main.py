@@ -23,8 +23,9 @@ from planeteer_action.action.context import ActionContext, step_variables
 from planeteer_action.action.delivery import action_deliverer, delivery_outputs
 from planeteer_action.action.inputs import ActionInputs, mask_mcp_values, mask_secrets, read_inputs
 from planeteer_action.action.report import ActionLog, outputs, set_outputs, summary_markdown
-from planeteer_action.action.uploader import CheckpointSource, CheckpointUploader, UploadRecord
+from planeteer_action.action.uploader import LEDGER, CheckpointSource, CheckpointUploader, UploadRecord
 from planeteer_action.checkpoints.naming import default_state_name
+from planeteer_action.checkpoints.packer import Ledger
 from planeteer_action.checkpoints.restore import Restored, RestoreTarget, restore_checkpoint
 from planeteer_action.delivery.deliverer import Delivered
 from planeteer_action.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, PlaneteerError
@@ -56,6 +57,10 @@ class StepState:
     @property
     def uploads(self) -> Path:
         return self.root / "uploads.json"
+
+    @property
+    def ledger(self) -> Path:
+        return self.uploads.with_name(LEDGER)
 
     @property
     def report(self) -> Path:
@@ -131,6 +136,7 @@ def run_step(context: ActionContext) -> int:
         core.info(restored.describe())
         report["restored"] = restored.to_json()
         state.write_report(report)
+    _start_ledger(context, state, restored)
     uploader = None
     if artifacts is not None:
         source = _source(context, inputs, state_name, state, base)
@@ -173,6 +179,15 @@ def _restore(
         core.warning,
         before_attempt=context.run_attempt if resume_run == context.run_id else None,
     )
+
+
+def _start_ledger(context: ActionContext, state: StepState, restored: Restored | None) -> None:
+    """What this attempt's uploads build on: the pieces of the head just put back when it is of this run (they
+    need not travel again), else nothing."""
+    ledger = Ledger(run_id=str(context.run_id))
+    if restored is not None and restored.run_id == context.run_id and restored.head and restored.checkpoint:
+        ledger = Ledger.after_restore(restored.head, restored.checkpoint, state.copilot_home)
+    ledger.save(state.ledger)
 
 
 def _run_config(inputs: ActionInputs, state: StepState, restored: Restored | None) -> RunConfig:

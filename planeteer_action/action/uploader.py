@@ -1,9 +1,10 @@
-"""Checkpoints in a workflow: written after every task state change and uploaded in the background as
-artifacts, with a copy in the Actions cache that survives "Re-run all jobs".
+"""Checkpoints in a workflow: packed after every task state change and uploaded in the background, each
+upload one artifact (a segment: the new head and the pieces not uploaded before), with a cache copy of each
+segment that survives "Re-run all jobs".
 
 At most one upload is in flight and one waits; a newer request replaces the waiting one (the upload reads
 the plan when it starts, so the newest state wins). How many go out, and how often, is rationed by
-`UploadBudget`, so that no plan exceeds GitHub's 500 artifacts per job.
+`UploadBudget`, so that no plan exceeds GitHub's 500 artifacts per job; how many stay alive, by compaction.
 """
 
 from __future__ import annotations
@@ -18,32 +19,26 @@ from pathlib import Path
 
 from planeteer_action.action.context import ActionContext
 from planeteer_action.action.upload_budget import DEFAULT_BUDGET, UploadBudget
-from planeteer_action.checkpoints.archive import build_checkpoint
-from planeteer_action.checkpoints.branches import capture_branches
-from planeteer_action.checkpoints.manifest import CheckpointMeta
+from planeteer_action.checkpoints.compaction import FINAL_LIMITS, RUN_LIMITS, compact, deletable
 from planeteer_action.checkpoints.naming import artifact_name, cache_key, parse_artifact_name
-from planeteer_action.checkpoints.workspace import capture_changes
+from planeteer_action.checkpoints.packer import Ledger, Packed, PackSource, pack
+from planeteer_action.checkpoints.segments import write_segment
 from planeteer_action.engine.events import Event, RunFinished, TaskDone, TaskFailed, TaskInterrupted, TaskStarted
 from planeteer_action.errors import PlaneteerError
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
 from planeteer_action.plan.lock import lock_path
-from planeteer_action.plan.model import Plan, utc_now
 from planeteer_action.plan.store import markdown_path, write_atomic
 
 Warn = Callable[[str], None]
-# Older checkpoints of an attempt are deleted once a newer one is finalized; a few stay as a margin.
-KEEP_PER_ATTEMPT = 2
-# Cache entries cannot be deleted with the runtime token and count against the repository's cache quota
-# (evicting its other caches), so the cache copy is not one per change: the first checkpoint, then at most
-# one per interval, and always the last one of a run (it is what "Re-run all jobs" comes back to).
-CACHE_INTERVAL_SECONDS = 120.0
+LEDGER = "pieces.json"  # beside the upload record: what has travelled (`packer.Ledger`)
+PIECE_STORE = "pieces"  # beside it: this attempt's pieces, which compaction writes again
 
 
 @dataclass(frozen=True)
 class CheckpointSource:
-    """Where this attempt's checkpoints are built from."""
+    """Where this attempt's checkpoints are packed from."""
 
     context: ActionContext
     state_name: str
@@ -53,37 +48,19 @@ class CheckpointSource:
     base_commit: str | None
     key: str | None
 
-    def build(self, sequence: int) -> tuple[bytes, str]:
-        """The checkpoint of what is on disk now, and the sha256 of the plan it holds (read once, so the
-        sessions listed are those of the very plan saved)."""
-        plan_bytes = self.plan_path.read_bytes()
-        plan = Plan.model_validate(json.loads(plan_bytes))
-        session_ids = {
-            attempt.session_id
-            for task in plan.tasks
-            for attempt in task.attempts
-            if attempt.session_id and not attempt.session_deleted
-        }
-        changes, branches = b"", None
-        if self.base_commit and plan.execution is not None and plan.execution.isolation == "worktree":
-            # The work is commits on the plan's branches; the checkout itself holds none of it.
-            branches = capture_branches(self.working_directory, plan, self.base_commit)
-        elif self.base_commit:
-            exclude = [self.plan_path, markdown_path(self.plan_path), lock_path(self.plan_path), self.copilot_home]
-            changes = capture_changes(self.working_directory, self.base_commit, exclude)
-        meta = CheckpointMeta(
-            plan_id=plan.id,
-            run_id=str(self.context.run_id),
-            attempt=self.context.run_attempt,
-            sequence=sequence,
-            base_commit=self.base_commit,
-            created_at=utc_now(),
-            plan_path=_relative(self.plan_path, self.working_directory),
+    def pack(self, ledger: Ledger, sequence: int, segment: str) -> Packed:
+        """What changed since `ledger` as pieces of `segment`, with the head of the whole checkpoint."""
+        exclude = [self.plan_path, markdown_path(self.plan_path), lock_path(self.plan_path), self.copilot_home]
+        source = PackSource(
+            self.plan_path,
+            self.working_directory,
+            self.copilot_home,
+            self.base_commit,
+            self.key,
+            exclude,
+            _relative(self.plan_path, self.working_directory),
         )
-        data = build_checkpoint(
-            meta, plan_bytes, self.copilot_home, sorted(session_ids), changes, key=self.key, branches=branches
-        )
-        return data, hashlib.sha256(plan_bytes).hexdigest()
+        return pack(source, ledger, self.context.run_attempt, sequence, segment)
 
 
 @dataclass
@@ -94,7 +71,6 @@ class UploadRecord:
     artifact: str | None = None
     plan_sha256: str | None = None
     cached: bool = False  # whether `artifact` also has a cache copy
-    cached_at: float | None = None  # when the newest cache copy was saved (time.time())
     attempt: int = 0  # the run attempt `uploads` counts for
     uploads: int = 0  # artifacts this attempt created (failed tries too: they count against the limit)
     uploaded_at: float | None = None  # when the newest of them was started (time.time())
@@ -133,10 +109,12 @@ class CheckpointUploader:
         self._paused_warned = False
         self._record_path = record_path
         self._record = UploadRecord.load(record_path)
+        self._ledger_path = record_path.with_name(LEDGER)
+        self._store = record_path.with_name(PIECE_STORE)
         self._warn = warn
         self._wanted = 0
         self._served = 0
-        self._final = False  # the waiting request is a run's last: it always gets a cache copy
+        self._final = False  # the waiting request is a run's last: the budget's reserve, the tight compaction
         self._busy = False
         self._closed = False
         self._cond = threading.Condition()
@@ -253,39 +231,61 @@ class CheckpointUploader:
                     self._cond.notify_all()
 
     def _upload_once(self, final: bool) -> None:
-        record = self._record
+        """One upload. A final one that compacted is followed by one more: the head before it stays the fallback
+        until the next upload, and only then can the segments that head alone names go."""
+        if self._upload_segment(FINAL_LIMITS if final else RUN_LIMITS) and final:
+            self._upload_segment(FINAL_LIMITS)
+
+    def _upload_segment(self, limits: tuple[int, int]) -> bool:
+        """Pack, compact, upload, prune and keep a cache copy; whether compaction moved pieces."""
+        record, source = self._record, self._source
         # A failed create still reserves its name, so every try takes a new sequence number.
         sequence = record.sequence + 1
-        attempt = self._source.context.run_attempt
+        attempt = source.context.run_attempt
         record.uploads = (record.uploads if record.attempt == attempt else 0) + 1
         record.sequence, record.attempt, record.uploaded_at = sequence, attempt, time.time()
         record.save(self._record_path)
-        data, plan_sha = self._source.build(sequence)
-        source = self._source
-        name = artifact_name(source.state_name, source.context.run_attempt, sequence)
-        self._artifacts.upload(name, data)
-        record.artifact, record.plan_sha256, record.cached = name, plan_sha, False
+        name = artifact_name(source.state_name, attempt, sequence)
+        ledger = Ledger.load(self._ledger_path, str(source.context.run_id))
+        packed = source.pack(ledger, sequence, name)
+        self._store.mkdir(parents=True, exist_ok=True)
+        for sha, data in packed.pieces.items():
+            write_atomic(self._store / sha, data)
+        head, moved = compact(packed.head, name, self._own_segment, limits)
+        pieces = {**packed.pieces, **{ref.sha256: (self._store / ref.sha256).read_bytes() for ref in moved}}
+        segment = write_segment(head.to_bytes(source.key), pieces)
+        self._artifacts.upload(name, segment)
+        # The head before this one (and its own segment) stays a restorable fallback until the next upload.
+        previous = [ref.segment for ref in ledger.head] + ([record.artifact] if record.artifact else [])
+        packed.ledger.head = list(head.pieces)
+        packed.ledger.save(self._ledger_path)
+        record.artifact, record.plan_sha256 = name, hashlib.sha256(packed.plan_bytes).hexdigest()
+        record.cached = False
         record.save(self._record_path)
-        self._prune(sequence)
-        due = record.cached_at is None or time.time() - record.cached_at >= CACHE_INTERVAL_SECONDS
-        if self._cache is not None and (final or due):
-            key = cache_key(source.state_name, source.context.run_id, source.context.run_attempt, sequence)
+        named = {ref.sha256 for ref in head.pieces}
+        for path in self._store.iterdir():  # superseded pieces, and those of failed uploads, are not sent again
+            if path.name not in named:
+                path.unlink(missing_ok=True)
+        self._prune(deletable(self._own_artifacts(), head, name, previous))
+        if self._cache is not None:
+            key = cache_key(source.state_name, source.context.run_id, attempt, sequence)
             try:
-                record.cached = self._cache.save(key, data)
+                record.cached = self._cache.save(key, segment)
             except ServiceError as exc:
                 self._warn(f"could not keep a cache copy of checkpoint {name}: {exc}")
-            else:
-                record.cached_at = time.time()
-                record.save(self._record_path)
+            record.save(self._record_path)
+        return bool(moved)
 
-    def _prune(self, newest_sequence: int) -> None:
-        attempt = self._source.context.run_attempt
-        older = []
-        for ref in self._artifacts.list(name_prefix="planeteer-"):
-            parsed = parse_artifact_name(ref.name, self._source.state_name)
-            if parsed and parsed[0] == attempt and parsed[1] < newest_sequence:
-                older.append((parsed[1], ref.name))
-        for _, name in sorted(older)[: max(0, len(older) - (KEEP_PER_ATTEMPT - 1))]:
+    def _own_segment(self, name: str) -> bool:
+        """Whether `name` is a segment this attempt wrote, whose pieces are on this machine."""
+        parsed = parse_artifact_name(name, self._source.state_name)
+        return parsed is not None and parsed[0] == self._source.context.run_attempt
+
+    def _own_artifacts(self) -> list[str]:
+        return [ref.name for ref in self._artifacts.list(name_prefix="planeteer-") if self._own_segment(ref.name)]
+
+    def _prune(self, names: list[str]) -> None:
+        for name in names:
             try:
                 self._artifacts.delete(name)
             except ServiceError as exc:

@@ -1,47 +1,32 @@
-"""Checkpoints: one zip that lets a re-run on a fresh machine carry on where the last attempt stopped.
+"""A checkpoint put together from its pieces, and the checks that need all of it.
 
-A checkpoint holds the plan JSON, the Copilot `session-state/<id>/` folders of the plan's sessions, the
-work, and a manifest with the sha256 of every member (`manifest`). The work is, with shared isolation, the
-working tree's changes as a patch; with worktree isolation, the plan's branches as a git bundle and its
-unfinished tasks' worktree changes (`branches`). With a `state-key` secret it is sealed (`sealing`). It
-travels as a workflow artifact, so `open_checkpoint` treats it as untrusted: sizes, names, types, hashes,
-the plan, the session folders, the patches and the branch names are checked before anything is written,
-and the sessions are written only inside the Copilot home (`session_files`).
+A checkpoint holds the plan JSON, the Copilot `session-state/<id>/` folders of the plan's sessions, and the
+work: with shared isolation, the working tree's changes as a patch; with worktree isolation, the plan's
+branches as a chain of git bundles and its unfinished tasks' worktree changes (`branches`). It travels as
+pieces (`pieces`) that a head lists (`segments`). `assemble` takes the pieces in the head's order: a member
+without an offset is the whole file (a later one replaces it), one with an offset appends a range that must
+start where the file ends so far, and each git bundle is the next link of the chain. Then the plan, the
+session folders, the patches and the branch names are checked before anything is written, and the sessions
+are written only inside the Copilot home (`session_files`).
 """
 
 from __future__ import annotations
 
 import json
-import zipfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pydantic import ValidationError
 
-from planeteer_action.checkpoints.branches import GIT_BUNDLE, GIT_STATE, WORKTREE_PATCHES, BranchState
-from planeteer_action.checkpoints.errors import (
-    CheckpointInvalid,
-    CheckpointKeyMismatch,
-    CheckpointOfOtherPlan,
-    CheckpointTooLarge,
-)
-from planeteer_action.checkpoints.manifest import (
-    MANIFEST,
-    PATCH,
-    PLAN,
-    SESSIONS,
-    CheckpointMeta,
-    manifest_bytes,
-    public_manifest,
-    verified_meta,
-)
+from planeteer_action.checkpoints.branches import GIT_BUNDLE, BranchState
+from planeteer_action.checkpoints.errors import CheckpointInvalid
+from planeteer_action.checkpoints.manifest import PATCH, PLAN, SESSIONS, CheckpointMeta
 from planeteer_action.checkpoints.patch_safety import link_outside_checkout, path_outside_checkout
-from planeteer_action.checkpoints.sealing import PUBLIC_MANIFEST, SEALED, seal, unseal
-from planeteer_action.checkpoints.session_files import StagedSessions, check_session_tree, read_session_folder
-from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS, Limits, check_totals, open_zip, read_members, write_zip
+from planeteer_action.checkpoints.pieces import Piece
+from planeteer_action.checkpoints.session_files import StagedSessions, check_session_tree
+from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS, Limits, check_totals
 from planeteer_action.plan.model import Plan
-from planeteer_action.plan.session_ids import belongs_to_plan, is_planeteer_session
 
 
 @dataclass(frozen=True)
@@ -63,78 +48,41 @@ class Checkpoint:
         return StagedSessions(copilot_home, self.session_files)
 
 
-def build_checkpoint(
-    meta: CheckpointMeta,
-    plan_bytes: bytes,
-    copilot_home: Path,
-    session_ids: Iterable[str],
-    changes: bytes,
-    key: str | None = None,
-    *,
-    branches: BranchState | None = None,
-    limits: Limits = DEFAULT_LIMITS,
-) -> bytes:
-    """The checkpoint's bytes, sealed when `key` is given (an empty key counts as none, as an unset secret).
-
-    Session folders that do not exist, and ids that are not this plan's, are skipped; so are symlinks,
-    sockets, fifos, files that vanish while being read, and file names a reader would refuse.
-    """
-    work = {PLAN: plan_bytes, **({PATCH: changes} if changes else {}), **(branches.members() if branches else {})}
-    members = dict(work)
-    for session_id in sorted(set(session_ids)):
-        if belongs_to_plan(session_id, meta.plan_id):
-            folder = copilot_home / "session-state" / session_id
-            for relative, data in read_session_folder(folder, limits.max_member_bytes):
-                members[f"{SESSIONS}/{session_id}/{relative}"] = data
-    for name, data in work.items():
-        if len(data) > limits.max_member_bytes:
-            raise CheckpointTooLarge(
-                f"{name} is {len(data)} bytes, over the per-file limit of {limits.max_member_bytes}: "
-                "keep large files out of the plan's work"
-            )
-    check_totals(
-        len(members) + 1,
-        sum(map(len, members.values())),
-        limits,
-        "keep large files out of the plan's sessions and working tree",
+def assemble(meta: CheckpointMeta, pieces: Sequence[Piece], limits: Limits = DEFAULT_LIMITS) -> Checkpoint:
+    """The checkpoint the pieces make, in order, once it passes every check; writes nothing."""
+    members: dict[str, bytearray] = {}
+    bundles: list[bytes] = []
+    for piece in pieces:
+        for name, data in piece.members.items():
+            offset = piece.offsets.get(name, 0)
+            if name == GIT_BUNDLE:
+                bundles.append(data)
+            elif offset == 0:
+                members[name] = bytearray(data)
+            elif name not in members or len(members[name]) != offset:
+                raise CheckpointInvalid(f"its {name[:120]!r} continues at byte {offset}, where it does not end")
+            else:
+                members[name] += data
+        check_totals(len(members), sum(map(len, members.values())), limits, "refused")
+        if any(len(data) > limits.max_member_bytes for data in members.values()):
+            raise CheckpointInvalid(f"a file it holds grows over the per-file limit of {limits.max_member_bytes}")
+    whole = {name: bytes(data) for name, data in members.items()}
+    if PLAN not in whole:
+        raise CheckpointInvalid(f"checkpoint has no {PLAN}: it is damaged")
+    sessions: dict[str, dict[str, bytes]] = {}
+    for name, data in whole.items():
+        parts = name.split("/", 2)
+        if parts[0] == SESSIONS:
+            sessions.setdefault(parts[1], {})[parts[2]] = data
+    for session_id, files in sessions.items():
+        check_session_tree(session_id, files)
+    checkpoint = Checkpoint(
+        meta=meta,
+        plan_bytes=whole[PLAN],
+        changes=whole.get(PATCH, b""),
+        session_files=sessions,
+        branches=BranchState.from_members(whole, tuple(bundles)),
     )
-    inner = write_zip({MANIFEST: manifest_bytes(meta, members), **members}, zipfile.ZIP_DEFLATED)
-    return seal(inner, key, public_manifest(meta)) if key else inner
-
-
-def open_checkpoint(
-    data: bytes, *, key: str | None, expected_plan_id: str | None, limits: Limits = DEFAULT_LIMITS
-) -> Checkpoint:
-    """Check a checkpoint completely, writing nothing; raise a CheckpointError naming the first problem."""
-    if len(data) > limits.max_archive_bytes:
-        raise CheckpointTooLarge(
-            f"checkpoint is {len(data)} bytes, over the limit of {limits.max_archive_bytes}: start the plan afresh"
-        )
-    with open_zip(data, limits) as archive:
-        sealed = SEALED in archive.namelist()
-        if sealed and not key:
-            raise CheckpointKeyMismatch(
-                "this checkpoint is encrypted: set the state-key input to the secret used when it was saved"
-            )
-        if key and not sealed:
-            raise CheckpointKeyMismatch(
-                "this checkpoint is not encrypted although a state-key is set, and a plain checkpoint could "
-                "have replaced an encrypted one: delete the artifact, or unset state-key if it is yours"
-            )
-        if key:
-            public, inner = unseal(archive, key, limits)
-            with open_zip(inner, limits) as inner_archive:
-                members = read_members(inner_archive, limits, _is_inner_name)
-        else:
-            public = None
-            members = read_members(archive, limits, _is_inner_name)
-    checkpoint = _checkpoint_from(members)
-    if public is not None and public != public_manifest(checkpoint.meta):
-        raise CheckpointInvalid(f"checkpoint's {PUBLIC_MANIFEST} disagrees with its sealed manifest: refused")
-    if expected_plan_id is not None and checkpoint.meta.plan_id != expected_plan_id:
-        raise CheckpointOfOtherPlan(
-            f"checkpoint is of plan {checkpoint.meta.plan_id!r}, not {expected_plan_id!r}: it is ignored"
-        )
     _check_contents(checkpoint)
     return checkpoint
 
@@ -160,35 +108,3 @@ def _check_contents(checkpoint: Checkpoint) -> None:
             f"its workspace patch makes the link {link[0][:120]!r} point to {link[1][:120]!r}, "
             "outside the checkout: refused"
         )
-
-
-def _is_inner_name(name: str) -> bool:
-    parts = name.split("/")
-    if parts[0] == SESSIONS:
-        return len(parts) >= 3 and is_planeteer_session(parts[1])
-    if parts[:2] == WORKTREE_PATCHES.split("/"):
-        return len(parts) == 3 and parts[2].endswith(".patch")
-    return name in (MANIFEST, PLAN, PATCH, GIT_STATE, GIT_BUNDLE)
-
-
-def _checkpoint_from(members: dict[str, bytes]) -> Checkpoint:
-    """Check the manifest against the members, then group the session files by id."""
-    meta = verified_meta(members)
-    if PLAN not in members:
-        raise CheckpointInvalid(f"checkpoint has no {PLAN}: it is damaged")
-    sessions: dict[str, dict[str, bytes]] = {}
-    for name, data in members.items():
-        parts = name.split("/", 2)
-        if parts[0] == SESSIONS:
-            if not belongs_to_plan(parts[1], meta.plan_id):
-                raise CheckpointInvalid(f"checkpoint holds session {parts[1]!r}, which is not its plan's: refused")
-            sessions.setdefault(parts[1], {})[parts[2]] = data
-    for session_id, files in sessions.items():
-        check_session_tree(session_id, files)
-    return Checkpoint(
-        meta=meta,
-        plan_bytes=members[PLAN],
-        changes=members.get(PATCH, b""),
-        session_files=sessions,
-        branches=BranchState.from_members(members),
-    )

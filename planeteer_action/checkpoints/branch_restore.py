@@ -1,13 +1,14 @@
 """Putting a checkpoint's branches and task worktrees back into a checkout: verified first, then written.
 
-The bundle is untrusted. Before anything changes, `check_branches` makes sure that the checkout is at the
-run's base commit (the bundle's base), that `git bundle verify` accepts the bundle here, that it names exactly
-the refs `git/state.json` lists (every one of them this plan's, which `BranchState.check_names` checked),
-that every ref's commit descends from the base commit, and that every worktree patch applies to its branch's
-tip. The commits are unpacked for these checks into a throwaway repository that borrows the checkout's
-objects, so a refused bundle leaves nothing behind. `put_back_branches` then unpacks the bundle into the
-checkout's object store, creates the refs in one transaction and adds each worktree where the executor looks
-for it (`worktrees.names.worktree_path`), with its uncommitted changes applied.
+The bundles are untrusted. Before anything changes, `check_branches` makes sure that the checkout is at the
+run's base commit (the first bundle's base), that `git bundle verify` accepts each bundle of the chain once
+the ones before it are unpacked (its prerequisites are theirs or the base's), that every ref `git/state.json`
+lists (every one of them this plan's, which `BranchState.check_names` checked) then names a commit that is
+there and descends from the base commit, and that every worktree patch applies to its branch's tip. The
+commits are unpacked for these checks into a throwaway repository that borrows the checkout's objects, so a
+refused chain leaves nothing behind. `put_back_branches` then unpacks the bundles into the checkout's object
+store, creates the refs in one transaction and adds each worktree where the executor looks for it
+(`worktrees.names.worktree_path`), with its uncommitted changes applied.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from planeteer_action.checkpoints.branches import BranchState, bundle_heads
+from planeteer_action.checkpoints.branches import BranchState
 from planeteer_action.checkpoints.errors import CheckpointInvalid
 from planeteer_action.checkpoints.workspace import (
     WorkspaceChangesError,
@@ -45,12 +46,11 @@ def check_branches(working_directory: Path, plan_id: str, base_commit: str, stat
         git_bytes(Path(tmp), "init", "--quiet", str(quarantine))
         objects = Path(git_bytes(root, "rev-parse", "--path-format=absolute", "--git-path", "objects").decode().strip())
         (quarantine / ".git" / "objects" / "info" / "alternates").write_text(f"{objects}\n")
-        if state.bundle:
-            bundle = Path(tmp) / "branches.bundle"
-            bundle.write_bytes(state.bundle)
-            _check_bundle(root, quarantine, bundle, base_commit, state)
-        elif any(commit != base_commit for commit in state.refs.values()):
-            raise CheckpointInvalid("its git state has branches beyond the base commit but no bundle: refused")
+        for number, data in enumerate(state.bundles, start=1):
+            bundle = Path(tmp) / f"{number}.bundle"
+            bundle.write_bytes(data)
+            _unpack_bundle(quarantine, bundle, number)
+        _check_refs(quarantine, base_commit, state)
         for task_id, patch in state.worktrees.items():
             _check_patch(quarantine, Path(tmp), task_id, state.refs[_task_ref(plan_id, task_id)], patch)
 
@@ -58,10 +58,10 @@ def check_branches(working_directory: Path, plan_id: str, base_commit: str, stat
 def put_back_branches(working_directory: Path, plan_id: str, state: BranchState) -> list[str]:
     """Write what `check_branches` accepted: objects, refs, worktrees; return the refs created."""
     root, common = _repository(working_directory)
-    if state.bundle:
-        with tempfile.TemporaryDirectory(prefix="planeteer-bundle-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="planeteer-bundle-") as tmp:
+        for data in state.bundles:
             bundle = Path(tmp) / "branches.bundle"
-            bundle.write_bytes(state.bundle)
+            bundle.write_bytes(data)
             git_bytes(root, "bundle", "unbundle", str(bundle))
     created = [ref for ref in state.refs if _commit_of(root, ref) is None]
     transaction = "".join(f"create {ref} {state.refs[ref]}\n" for ref in created)
@@ -108,19 +108,26 @@ def _check_in_the_way(root: Path, common: Path, plan_id: str, state: BranchState
             )
 
 
-def _check_bundle(root: Path, quarantine: Path, bundle: Path, base_commit: str, state: BranchState) -> None:
-    verify = git_result(root, ["bundle", "verify", "--quiet", str(bundle)], None)
+def _unpack_bundle(quarantine: Path, bundle: Path, number: int) -> None:
+    """Verify one link of the chain where the links before it are unpacked, then unpack it there."""
+    verify = git_result(quarantine, ["bundle", "verify", "--quiet", str(bundle)], None)
     if verify.returncode != 0:
-        raise CheckpointInvalid(f"its branch bundle does not verify here ({first_line(verify.stderr)}): refused")
-    heads = bundle_heads(root, bundle)
-    beyond = {ref: commit for ref, commit in state.refs.items() if commit != base_commit}
-    if heads != beyond:
-        extra = sorted(set(heads) - set(beyond)) or sorted(set(beyond) - set(heads)) or sorted(heads)
-        raise CheckpointInvalid(f"its branch bundle carries {extra[0][:120]!r} other than its git state says: refused")
+        raise CheckpointInvalid(
+            f"its branch bundle {number} does not verify here ({first_line(verify.stderr)}): refused"
+        )
     unpack = git_result(quarantine, ["bundle", "unbundle", str(bundle)], None)
     if unpack.returncode != 0:
-        raise CheckpointInvalid(f"its branch bundle does not unpack ({first_line(unpack.stderr)}): refused")
-    for ref, commit in heads.items():
+        raise CheckpointInvalid(f"its branch bundle {number} does not unpack ({first_line(unpack.stderr)}): refused")
+
+
+def _check_refs(quarantine: Path, base_commit: str, state: BranchState) -> None:
+    """Every ref names a commit the chain (or the checkout) holds, and descends from the base commit."""
+    for ref, commit in state.refs.items():
+        if _commit_of(quarantine, commit) != commit:
+            raise CheckpointInvalid(
+                f"its git state puts {ref.removeprefix('refs/heads/')[:120]!r} at {commit}, which no bundle "
+                "carries: refused"
+            )
         descends = git_result(quarantine, ["merge-base", "--is-ancestor", base_commit, commit], None)
         if descends.returncode != 0:
             raise CheckpointInvalid(

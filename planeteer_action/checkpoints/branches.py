@@ -1,13 +1,14 @@
-"""A worktree-isolated plan's git state in a checkpoint: its branches as one git bundle, and each unfinished
-task's uncommitted worktree changes as a binary patch.
+"""A worktree-isolated plan's git state in a checkpoint: its branches as a chain of git bundles, and each
+unfinished task's uncommitted worktree changes as a binary patch.
 
 With worktree isolation the work is commits, so a checkpoint carries commits, not a diff of the checkout:
-the integration branch and every unfinished task's branch (a bundle of the commits since the run's base
-commit, plus each ref's exact tip in `git/state.json`), and what each of those tasks' agents left
-uncommitted in its worktree (`workspace.capture_changes` against the branch tip: binary files, modes and
+the integration branch and every unfinished task's branch (each ref's exact tip in `git/state.json`), their
+commits as incremental bundles (each holds only the commits beyond the run's base commit and beyond the tips
+the earlier bundles carried, so a finished task's commits travel once), and what each of those tasks' agents
+left uncommitted in its worktree (`workspace.capture_changes` against the branch tip: binary files, modes and
 untracked files included). Done tasks are merged, so their branches do not travel. What is checked here
 needs no git: every ref is one of this plan's names, every worktree one of its tasks'; `branch_restore`
-checks the bundle itself and puts it all back.
+checks the bundles themselves and puts it all back.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,29 +35,29 @@ _COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
 
 @dataclass(frozen=True)
 class BranchState:
-    """Refs (full name -> commit), the bundle holding their commits beyond the base, and the uncommitted
-    changes (a patch, b"" for none) of each unfinished task's worktree, by task id."""
+    """Refs (full name -> commit), the chain of bundles holding their commits beyond the base (each bundle's
+    prerequisites are in the base or the bundles before it), and the uncommitted changes (a patch, b"" for
+    none) of each unfinished task's worktree, by task id."""
 
     refs: Mapping[str, str]
     worktrees: Mapping[str, bytes] = field(default_factory=dict, repr=False)
-    bundle: bytes = field(default=b"", repr=False)
+    bundles: tuple[bytes, ...] = field(default=(), repr=False)
 
     def members(self) -> dict[str, bytes]:
-        """The checkpoint members that carry this state."""
+        """The checkpoint members that carry this state but for the bundles, which are pieces of their own."""
         state = {"refs": dict(self.refs), "worktrees": sorted(self.worktrees)}
         members = {GIT_STATE: json.dumps(state, indent=2, sort_keys=True).encode()}
-        if self.bundle:
-            members[GIT_BUNDLE] = self.bundle
         for task_id, patch in self.worktrees.items():
             if patch:
                 members[f"{WORKTREE_PATCHES}/{task_slug(task_id)}.patch"] = patch
         return members
 
     @classmethod
-    def from_members(cls, members: Mapping[str, bytes]) -> BranchState | None:
-        """The state the members carry (None when they carry none), once its shape is right."""
+    def from_members(cls, members: Mapping[str, bytes], bundles: tuple[bytes, ...] = ()) -> BranchState | None:
+        """The state the members and the chain of bundles carry (None when they carry none), once its shape is
+        right."""
         if GIT_STATE not in members:
-            if any(name.startswith("git/") for name in members):
+            if bundles or any(name.startswith("git/") for name in members):
                 raise CheckpointInvalid(f"checkpoint has git members but no {GIT_STATE}: it is damaged")
             return None
         try:
@@ -76,7 +77,7 @@ class BranchState:
         stray = sorted(n for n in members if n.startswith(f"{WORKTREE_PATCHES}/") and n not in expected)
         if stray:
             raise CheckpointInvalid(f"checkpoint member {stray[0][:120]!r} is no worktree of {GIT_STATE}: refused")
-        return cls(refs=refs, worktrees=patches, bundle=members.get(GIT_BUNDLE, b""))
+        return cls(refs=refs, worktrees=patches, bundles=bundles)
 
     def check_names(self, plan: Plan) -> None:
         """Refuse refs that are not this plan's integration or task branches, and worktrees of no task of it."""
@@ -106,9 +107,15 @@ class BranchState:
 
 
 def capture_branches(
-    working_directory: Path, plan: Plan, base_commit: str, *, max_bytes: int = DEFAULT_MAX_BYTES
+    working_directory: Path,
+    plan: Plan,
+    base_commit: str,
+    *,
+    carried: Iterable[str] = (),
+    max_bytes: int = DEFAULT_MAX_BYTES,
 ) -> BranchState:
-    """The plan's integration branch and unfinished tasks' branches and worktree changes, as they are now."""
+    """The plan's integration branch and unfinished tasks' branches and worktree changes, as they are now; the
+    one bundle in it holds only the commits beyond the base and the `carried` commits (earlier bundles')."""
     root = Path(git_bytes(working_directory, "rev-parse", "--show-toplevel").decode().strip())
     common = Path(git_bytes(root, "rev-parse", "--path-format=absolute", "--git-common-dir").decode().strip())
     refs: dict[str, str] = {}
@@ -122,7 +129,7 @@ def capture_branches(
         tip = _tip(root, ref)
         if tip is not None:
             refs[ref] = tip
-    bundle, heads = _bundle(root, refs, base_commit)
+    bundle, heads = _bundle(root, refs, [base_commit, *carried])
     refs |= heads  # a branch that moved since it was read travels as the bundle holds it
     worktrees: dict[str, bytes] = {}
     for task_id in unfinished:
@@ -130,7 +137,7 @@ def capture_branches(
         path = names.worktree_path(common, plan.id, task_id)
         if ref in refs and (path / ".git").exists():
             worktrees[task_id] = capture_changes(path, refs[ref], [], max_bytes=max_bytes)
-    return BranchState(refs=refs, worktrees=worktrees, bundle=bundle)
+    return BranchState(refs=refs, worktrees=worktrees, bundles=(bundle,) if bundle else ())
 
 
 def _tip(root: Path, ref: str) -> str | None:
@@ -138,16 +145,21 @@ def _tip(root: Path, ref: str) -> str | None:
     return result.stdout.decode().strip() if result.returncode == 0 else None
 
 
-def _bundle(root: Path, refs: Mapping[str, str], base_commit: str) -> tuple[bytes, dict[str, str]]:
-    """A bundle of the refs whose tips are beyond `base_commit`, and the tips it holds; (b"", {}) when no tip
-    is beyond it (git refuses an empty bundle)."""
-    beyond = [ref for ref, tip in refs.items() if tip != base_commit]
+def _bundle(root: Path, refs: Mapping[str, str], known: list[str]) -> tuple[bytes, dict[str, str]]:
+    """A bundle of the refs' commits that the `known` commits do not reach, and the tips it holds; (b"", {})
+    when there are none (git refuses an empty bundle)."""
+    known = [commit for commit in dict.fromkeys(known) if _exists(root, commit)]
+    beyond = [ref for ref in refs if git_bytes(root, "rev-list", "--count", ref, "--not", *known).strip() != b"0"]
     if not beyond:
         return b"", {}
     with tempfile.TemporaryDirectory(prefix="planeteer-bundle-") as tmp:
         bundle = Path(tmp) / "branches.bundle"
-        git_bytes(root, "bundle", "create", "--quiet", str(bundle), *beyond, "--not", base_commit)
+        git_bytes(root, "bundle", "create", "--quiet", str(bundle), *beyond, "--not", *known)
         return bundle.read_bytes(), bundle_heads(root, bundle)
+
+
+def _exists(root: Path, commit: str) -> bool:
+    return git_result(root, ["cat-file", "-e", f"{commit}^{{commit}}"], None).returncode == 0
 
 
 def bundle_heads(cwd: Path, bundle: Path) -> dict[str, str]:

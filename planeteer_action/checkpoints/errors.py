@@ -27,3 +27,7 @@ class CheckpointOfOtherPlan(CheckpointError):
 
 class CheckpointRestoreFailed(CheckpointError):
     """The session folders could not be written into the Copilot home."""
+
+
+class CheckpointOfOtherRun(CheckpointError):
+    """A piece was made for another workflow run than the head that names it."""

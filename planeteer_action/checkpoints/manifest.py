@@ -1,5 +1,5 @@
-"""What a checkpoint says about itself: its member names, its manifest (meta and a sha256 per member), and
-the public manifest a sealed checkpoint shows in clear."""
+"""What a piece of a checkpoint says about itself: its member names, its manifest (meta, a sha256 per member,
+and where each appended range starts), and the public manifest a sealed piece shows in clear."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 from planeteer_action.checkpoints.errors import CheckpointInvalid
 from planeteer_action.plan.session_ids import plan_fingerprint
 
-FORMAT = 1
+FORMAT = 2  # 1 was the single-zip checkpoint, which this version no longer reads
 MANIFEST = "manifest.json"
 PLAN = "plan.json"
 PATCH = "workspace.patch"
@@ -64,19 +64,22 @@ def json_bytes(value: object) -> bytes:
     return json.dumps(value, indent=2, sort_keys=True).encode("utf-8")
 
 
-def manifest_bytes(meta: CheckpointMeta, members: Mapping[str, bytes]) -> bytes:
-    """The manifest of a checkpoint holding `members` (every member but the manifest itself)."""
+def manifest_bytes(meta: CheckpointMeta, members: Mapping[str, bytes], offsets: Mapping[str, int]) -> bytes:
+    """The manifest of a piece holding `members` (every member but the manifest itself); `offsets` says where in
+    its file each appended range starts (absent: the member is the whole file)."""
     return json_bytes(
         {
             "format": FORMAT,
             "meta": dataclasses.asdict(meta),
             "files": {name: hashlib.sha256(data).hexdigest() for name, data in members.items()},
+            "offsets": {name: offset for name, offset in offsets.items() if offset},
         }
     )
 
 
-def verified_meta(members: Mapping[str, bytes]) -> CheckpointMeta:
-    """The manifest's meta, once every member is listed in it with its hash and every listed one is there."""
+def verified_manifest(members: Mapping[str, bytes]) -> tuple[CheckpointMeta, dict[str, int]]:
+    """The manifest's meta and offsets, once every member is listed in it with its hash and every listed one is
+    there."""
     if MANIFEST not in members:
         raise CheckpointInvalid(f"checkpoint has no {MANIFEST}: it is not a planeteer checkpoint")
     try:
@@ -106,7 +109,12 @@ def verified_meta(members: Mapping[str, bytes]) -> CheckpointMeta:
             raise CheckpointInvalid(
                 f"checkpoint member {name!r} does not match its manifest hash: damaged or tampered with"
             )
-    return meta
+    offsets = manifest.get("offsets", {})
+    if not isinstance(offsets, dict) or not all(
+        name in files and type(offset) is int and offset > 0 for name, offset in offsets.items()
+    ):
+        raise CheckpointInvalid(f"checkpoint's {MANIFEST} has malformed offsets: the checkpoint is damaged")
+    return meta, offsets
 
 
 def public_manifest(meta: CheckpointMeta) -> bytes:

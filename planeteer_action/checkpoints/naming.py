@@ -1,4 +1,4 @@
-"""Names of checkpoints: artifact names that sort in save order, and the cache keys of their copies."""
+"""Names of checkpoint segments: artifact names that sort in save order, and the cache keys of their copies."""
 
 from __future__ import annotations
 
@@ -33,7 +33,12 @@ def default_state_name(plan_id: str) -> str:
 
 
 def cache_key(state_name: str, run_id: int, attempt: int, sequence: int) -> str:
-    return f"planeteer-run{run_id}-{artifact_name(state_name, attempt, sequence)}"
+    return segment_cache_key(run_id, artifact_name(state_name, attempt, sequence))
+
+
+def segment_cache_key(run_id: int, segment: str) -> str:
+    """The cache copy of the segment (artifact) `segment` of run `run_id`."""
+    return f"planeteer-run{run_id}-{segment}"
 
 
 def cache_prefix(state_name: str, run_id: int) -> str:

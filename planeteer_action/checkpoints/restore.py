@@ -1,27 +1,26 @@
 """Finding, verifying and putting back a run's newest checkpoint: what a re-run and `planeteer pull` share.
 
-"Re-run failed jobs" keeps earlier attempts' artifacts; "Re-run all jobs" deletes them, which is why the
-newest checkpoint also goes into the cache, keyed by run. A restore takes whichever copy is newer. The cache
-is readable only inside a GitHub Actions job (there is no REST download for cache entries), so `planeteer
-pull` finds the cache copy when it runs in a workflow step of the same repository, and says so elsewhere.
-Both downloads are capped at the archive limit `open_checkpoint` applies, so no copy is fetched only to be
-refused, and none is refused that could be opened.
+The newest segment of the run holds the newest head; the head names the pieces to fetch (`fetch`), which are
+put together (`archive.assemble`) and put back. "Re-run failed jobs" keeps earlier attempts' artifacts;
+"Re-run all jobs" deletes them, which is why every segment also goes into the cache, keyed by run, and a
+restore takes whichever copy is there. The cache is readable only inside a GitHub Actions job (there is no
+REST download for cache entries), so `planeteer pull` finds the cache copies when it runs in a workflow step
+of the same repository, and says so elsewhere. Old single-zip checkpoints (before pieces) are not read.
 """
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from planeteer_action.checkpoints.archive import Checkpoint, open_checkpoint
+from planeteer_action.checkpoints.archive import Checkpoint, assemble
 from planeteer_action.checkpoints.branch_restore import check_branches, put_back_branches
 from planeteer_action.checkpoints.errors import CheckpointError
-from planeteer_action.checkpoints.naming import CACHE_KEY, artifact_name, cache_prefix, parse_artifact_name
+from planeteer_action.checkpoints.fetch import RunSegments, open_head, open_pieces
+from planeteer_action.checkpoints.segments import Head
 from planeteer_action.checkpoints.workspace import apply_changes, check_changes
-from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifacts
@@ -33,7 +32,7 @@ Warn = Callable[[str], None]
 @dataclass(frozen=True)
 class Restored:
     name: str
-    origin: str  # "artifact" or "cache"
+    origin: str  # "artifact" or "cache": where its head came from
     run_id: int
     attempt: int
     sequence: int
@@ -41,6 +40,8 @@ class Restored:
     changed_paths: list[str]
     base_commit: str | None = None
     branches: list[str] = field(default_factory=list)  # with worktree isolation: the branches put back
+    head: Head | None = field(default=None, repr=False, compare=False)  # what the next uploads build on
+    checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
 
     def describe(self) -> str:
         work = f"{len(self.branches)} branch(es)" if self.branches else f"{len(self.changed_paths)} changed file(s)"
@@ -50,7 +51,7 @@ class Restored:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
+        return {k: v for k, v in self.__dict__.items() if k not in ("head", "checkpoint")}
 
 
 @dataclass(frozen=True)
@@ -64,9 +65,6 @@ class RestoreTarget:
     apply_work: bool = True
 
 
-Fetch = Callable[[], bytes]
-
-
 def restore_checkpoint(
     state_name: str,
     run_id: int,
@@ -78,7 +76,7 @@ def restore_checkpoint(
     *,
     before_attempt: int | None = None,
 ) -> Restored | None:
-    """Find the newest checkpoint of a plan in a run, verify it and put everything back.
+    """Find the newest checkpoint of a plan in a run, verify every piece of it and put everything back.
 
     A checkpoint that cannot be found or trusted is a warning: the run falls back to the repository's plan.
     Work that cannot be put back (another commit, conflicting files) raises: skipping tasks whose work is
@@ -86,63 +84,26 @@ def restore_checkpoint(
     `before_attempt` skips the current attempt's own checkpoints.
     """
     readable_cache = cache if cache is not None and cache.can_read else None
-    candidates = _candidates(state_name, run_id, rest, readable_cache, warn, before_attempt)
+    segments = RunSegments(state_name, run_id, rest, readable_cache, warn)
+    candidates = segments.heads(warn, before_attempt)
     if not candidates:
         unread = "" if readable_cache else " (its cache copy is readable only from a GitHub Actions job)"
         warn(f"no checkpoint of this plan found in run {run_id}{unread}: starting from the plan file in the repository")
         return None
-    for order, origin, fetch in sorted(candidates, key=lambda c: (c[0], c[1] == "artifact"), reverse=True):
-        name = artifact_name(state_name, *order)
+    for order, origin, name in candidates:
         try:
-            checkpoint = open_checkpoint(fetch(), key=target.key, expected_plan_id=expected_plan_id)
+            head = open_head(segments.head_segment(name, origin), name, order, target.key, expected_plan_id, run_id)
+            pieces = open_pieces(head, segments.fetch_all(head.segments()), target.key)
+            checkpoint = assemble(head.meta, pieces)
             branches = _check_branches(checkpoint, target)
         except (CheckpointError, ServiceError) as exc:
             warn(f"checkpoint {name} from the {origin} refused: {exc}")
             continue
         sessions, changed, refs = _put_back(checkpoint, name, target, warn, branches)
         base = checkpoint.meta.base_commit
-        return Restored(name, origin, run_id, order[0], order[1], sessions, changed, base, refs)
+        return Restored(name, origin, run_id, *order, sessions, changed, base, refs, head, checkpoint)
     warn("no usable checkpoint: starting from the plan file in the repository")
     return None
-
-
-def _candidates(
-    state_name: str,
-    run_id: int,
-    rest: RunArtifacts | None,
-    cache: ActionsCache | None,
-    warn: Warn,
-    before_attempt: int | None,
-) -> list[tuple[tuple[int, int], str, Fetch]]:
-    """Every checkpoint of this state in the run, as ((attempt, sequence), origin, how to fetch its bytes)."""
-    candidates: list[tuple[tuple[int, int], str, Fetch]] = []
-    if rest is not None:
-        try:
-            for artifact in rest.list(run_id, name_prefix="planeteer-"):
-                order = parse_artifact_name(artifact.name, state_name)
-                if order is None or artifact.expired:
-                    continue
-                if before_attempt is not None and order[0] >= before_attempt:
-                    continue
-                download = functools.partial(rest.download, artifact.id, max_bytes=DEFAULT_LIMITS.max_archive_bytes)
-                candidates.append((order, "artifact", download))
-        except ServiceError as exc:
-            warn(f"could not list the checkpoints of run {run_id}: {exc}")
-    if cache is not None:
-        try:
-            prefix = cache_prefix(state_name, run_id)
-            found = cache.restore(prefix + "-latest", [prefix], max_bytes=DEFAULT_LIMITS.max_archive_bytes)
-        except ServiceError as exc:
-            warn(f"could not read the cached checkpoint of run {run_id}: {exc}")
-            found = None
-        if found is not None:
-            key, data = found
-            match = CACHE_KEY.search(key)
-            if match:
-                order = (int(match.group(1)), int(match.group(2)))
-                if before_attempt is None or order[0] < before_attempt:
-                    candidates.append((order, "cache", functools.partial(bytes, data)))
-    return candidates
 
 
 def _check_branches(checkpoint: Checkpoint, target: RestoreTarget) -> bool:

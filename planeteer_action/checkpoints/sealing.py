@@ -1,12 +1,15 @@
-"""Sealed checkpoints: the inner zip encrypted with AES-256-GCM under a key scrypt derives from the state-key.
+"""Sealed pieces: the inner zip encrypted with AES-256-GCM under a key scrypt derives from the state-key.
 
-A sealed checkpoint holds only `checkpoint.sealed` (magic and version, salt, nonce, ciphertext) and
+A sealed piece holds only `checkpoint.sealed` (magic and version, salt, nonce, ciphertext) and
 `manifest-public.json`, which is bound to the ciphertext as associated data so it cannot be altered either.
+A checkpoint is many pieces, so one process seals all of its pieces under one salt (each with its own random
+nonce) and remembers the keys it derived: scrypt runs once per salt, not once per piece.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import zipfile
 
@@ -27,20 +30,25 @@ _HEADER_SIZE = len(MAGIC) + _SALT_SIZE + _NONCE_SIZE
 _SCRYPT = {"length": 32, "n": 2**15, "r": 8, "p": 1}
 
 
+# This process's salt for what it seals; random nonces keep AES-GCM safe far beyond a run's pieces.
+_PROCESS_SALT = os.urandom(_SALT_SIZE)
+
+
+@functools.lru_cache(maxsize=8)
 def derive_key(secret: str, salt: bytes) -> bytes:
     return Scrypt(salt=salt, **_SCRYPT).derive(secret.encode("utf-8"))
 
 
 def seal(inner: bytes, key: str, public: bytes) -> bytes:
-    """The sealed checkpoint of the zip `inner`, showing `public` in clear."""
-    salt, nonce = os.urandom(_SALT_SIZE), os.urandom(_NONCE_SIZE)
+    """The sealed piece of the zip `inner`, showing `public` in clear."""
+    salt, nonce = _PROCESS_SALT, os.urandom(_NONCE_SIZE)
     header = MAGIC + salt + nonce
     sealed = header + AESGCM(derive_key(key, salt)).encrypt(nonce, inner, header + public)
     return write_zip({PUBLIC_MANIFEST: public, SEALED: sealed}, zipfile.ZIP_STORED)
 
 
 def unseal(archive: zipfile.ZipFile, key: str, limits: Limits) -> tuple[bytes, bytes]:
-    """The public manifest and the decrypted inner zip of a sealed checkpoint."""
+    """The public manifest and the decrypted inner zip of a sealed piece."""
     outer_limits = dataclasses.replace(
         limits,
         max_members=2,

@@ -1,8 +1,11 @@
-"""Copilot session folders on disk: read from one Copilot home into a checkpoint, written into another.
+"""Copilot session folders on disk: read from one Copilot home into checkpoint pieces, written into another.
 
-Reading never follows symlinks and tolerates a live session writing meanwhile. Writing goes first into a
-staging folder inside the Copilot home; only renames then replace the live folders, so a failure never
-leaves a half-written session, and a restore can stage the sessions before it changes anything else.
+Reading never follows symlinks and tolerates a live session writing meanwhile. It reads only what changed
+since the last checkpoint: a file whose size and time are as they were is not read at all, and a log that
+only grew (`*.jsonl`, which the Copilot CLI appends to) is read from where the last checkpoint stopped.
+Writing goes first into a staging folder inside the Copilot home; only renames then replace the live
+folders, so a failure never leaves a half-written session, and a restore can stage the sessions before it
+changes anything else.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import shutil
 import stat
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -27,8 +31,24 @@ from planeteer_action.checkpoints.zip_io import is_safe_path
 _VANISHED = {errno.ENOENT, errno.ENOTDIR, errno.ELOOP, errno.ENXIO}  # gone, or swapped for a link or socket
 
 
-def read_session_folder(folder: Path, max_bytes: int) -> Iterator[tuple[str, bytes]]:
-    """The regular files under a session folder, never following symlinks; a live session may be writing."""
+APPEND_ONLY_SUFFIX = ".jsonl"
+_TAIL = 64  # the last bytes that travelled, which an append leaves in place
+
+
+@dataclass(frozen=True)
+class SentFile:
+    """What of a session file has travelled: its size and time when read, and its last bytes."""
+
+    size: int
+    mtime_ns: int
+    tail: bytes
+
+
+def changed_session_files(
+    folder: Path, sent: Mapping[str, SentFile], max_bytes: int
+) -> Iterator[tuple[str, int, bytes, SentFile]]:
+    """(relative path, offset, bytes, what has travelled then) of every regular file under a session folder that
+    changed since `sent`: a log's appended range, any other file whole. Never follows symlinks."""
     try:
         if not stat.S_ISDIR(folder.lstat().st_mode):
             return
@@ -39,15 +59,36 @@ def read_session_folder(folder: Path, max_bytes: int) -> Iterator[tuple[str, byt
         for name in sorted(filenames):
             path = Path(dirpath) / name
             relative = path.relative_to(folder).as_posix()
-            if not is_safe_path(relative):
-                continue
-            data = _read_regular_file(path, max_bytes)
-            if data is not None:
-                yield relative, data
+            if is_safe_path(relative):
+                change = _change(path, sent.get(relative), relative.endswith(APPEND_ONLY_SUFFIX), max_bytes)
+                if change is not None:
+                    yield relative, *change
 
 
-def _read_regular_file(path: Path, max_bytes: int) -> bytes | None:
-    """The file's bytes, read once; None if it vanished or is not a regular file."""
+def _change(
+    path: Path, before: SentFile | None, append_only: bool, max_bytes: int
+) -> tuple[int, bytes, SentFile] | None:
+    """(offset, bytes, what has travelled then) for one file, or None when it is unchanged or gone."""
+    start = before.size - len(before.tail) if before is not None and append_only else 0
+    read = _read_regular_file(path, max_bytes, before, start)
+    if read is None:
+        return None
+    data, mtime_ns = read
+    if before is not None and start and data.startswith(before.tail):
+        appended = data[len(before.tail) :]
+        size = before.size + len(appended)
+        return before.size, appended, SentFile(size, mtime_ns, (before.tail + appended)[-_TAIL:])
+    if start:  # not an append after all: the whole file travels again
+        read = _read_regular_file(path, max_bytes, None, 0)
+        if read is None:
+            return None
+        data, mtime_ns = read
+    return 0, data, SentFile(len(data), mtime_ns, data[-_TAIL:])
+
+
+def _read_regular_file(path: Path, max_bytes: int, unchanged: SentFile | None, start: int) -> tuple[bytes, int] | None:
+    """The file's bytes from `start`, read once, and its time; None if it vanished, is not a regular file, or
+    has the size and time `unchanged` gives."""
     flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
         if not stat.S_ISREG(path.lstat().st_mode):
@@ -58,14 +99,18 @@ def _read_regular_file(path: Path, max_bytes: int) -> bytes | None:
             return None
         raise CheckpointError(f"cannot read session file {path}: {exc.strerror}: check its permissions") from None
     with os.fdopen(fd, "rb") as file:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        status = os.fstat(fd)
+        if not stat.S_ISREG(status.st_mode):
             return None
-        data = file.read(max_bytes + 1)
-    if len(data) > max_bytes:
+        if unchanged is not None and (status.st_size, status.st_mtime_ns) == (unchanged.size, unchanged.mtime_ns):
+            return None
+        file.seek(start)
+        data = file.read(max_bytes + 1 - start)
+    if start + len(data) > max_bytes:
         raise CheckpointTooLarge(
             f"session file {path} is over the per-file limit of {max_bytes} bytes: it cannot be saved"
         )
-    return data
+    return data, status.st_mtime_ns
 
 
 def check_session_tree(session_id: str, paths: Iterable[str]) -> None:

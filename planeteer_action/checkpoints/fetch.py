@@ -1,0 +1,137 @@
+"""Fetching a checkpoint's segments and checking its pieces, strictly, before anything is put together.
+
+A run's segments are its artifacts (listed once over REST, for every attempt whose artifacts still exist)
+or, where an artifact is gone ("Re-run all jobs" deletes them), its cache copy. A head names the segments
+it needs; they are downloaded in parallel, each at most once and each capped at the archive limit. Every
+piece must then be where the head says, of the size and sha256 it gives, decrypt with the state-key, and be
+of the head's plan and run; a refusal names the piece and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+from planeteer_action.checkpoints.compaction import HEADS_PER_ATTEMPT
+from planeteer_action.checkpoints.errors import CheckpointError, CheckpointInvalid
+from planeteer_action.checkpoints.naming import CACHE_KEY, cache_prefix, parse_artifact_name, segment_cache_key
+from planeteer_action.checkpoints.pieces import Piece, open_piece, piece_id
+from planeteer_action.checkpoints.segments import Head, read_segment
+from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
+from planeteer_action.github._twirp import ServiceError
+from planeteer_action.github.cache import ActionsCache
+from planeteer_action.github.run_artifacts import RunArtifact, RunArtifacts
+
+Warn = Callable[[str], None]
+PARALLEL_DOWNLOADS = 8
+
+
+class RunSegments:
+    """The segments of one plan's checkpoints in one run, from its artifacts or their cache copies."""
+
+    def __init__(
+        self, state_name: str, run_id: int, rest: RunArtifacts | None, cache: ActionsCache | None, warn: Warn
+    ) -> None:
+        self.state_name, self.run_id = state_name, run_id
+        self._rest, self._cache = rest, cache
+        self._artifacts: dict[str, RunArtifact] = {}
+        self._fetched: dict[str, bytes] = {}
+        self._cache_newest: tuple[str, bytes] | None = None  # what the cache's lookup by prefix found
+        if rest is not None:
+            try:
+                listed = rest.list(run_id, name_prefix="planeteer-")
+                self._artifacts = {a.name: a for a in listed if not a.expired and self.order(a.name) is not None}
+            except ServiceError as exc:
+                warn(f"could not list the checkpoints of run {run_id}: {exc}")
+
+    def order(self, name: str) -> tuple[int, int] | None:
+        """(attempt, sequence) of a segment of this plan, or None for any other name."""
+        return parse_artifact_name(name, self.state_name)
+
+    def heads(self, warn: Warn, before_attempt: int | None) -> list[tuple[tuple[int, int], str, str]]:
+        """The segments whose heads a restore may pick, as ((attempt, sequence), origin, name), newest first: the
+        two newest of each attempt's artifacts (older ones only hold pieces, `compaction`), and the cache's
+        newest segment (there is no listing of cache entries)."""
+        newest: dict[int, list[tuple[int, int]]] = {}
+        for order in filter(None, map(self.order, self._artifacts)):
+            newest.setdefault(order[0], []).append(order)
+        pickable = {order for orders in newest.values() for order in sorted(orders)[-HEADS_PER_ATTEMPT:]}
+        found = [(self.order(name), "artifact", name) for name in self._artifacts if self.order(name) in pickable]
+        if self._cache is not None:
+            try:
+                prefix = cache_prefix(self.state_name, self.run_id)
+                entry = self._cache.restore(prefix + "-latest", [prefix], max_bytes=DEFAULT_LIMITS.max_archive_bytes)
+            except ServiceError as exc:
+                warn(f"could not read the cached checkpoint of run {self.run_id}: {exc}")
+                entry = None
+            match = CACHE_KEY.search(entry[0]) if entry is not None else None
+            if entry is not None and match:
+                name = entry[0].removeprefix(f"planeteer-run{self.run_id}-")
+                self._cache_newest = (name, entry[1])
+                found.append((self.order(name), "cache", name))
+        candidates = [(order, origin, name) for order, origin, name in found if order is not None]
+        if before_attempt is not None:
+            candidates = [c for c in candidates if c[0][0] < before_attempt]
+        return sorted(candidates, key=lambda c: (c[0], c[1] == "artifact"), reverse=True)
+
+    def head_segment(self, name: str, origin: str) -> bytes:
+        """The segment whose head a restore tries, from where `heads` found it."""
+        if origin == "cache" and self._cache_newest is not None and self._cache_newest[0] == name:
+            return self._cache_newest[1]
+        return self.fetch(name)
+
+    def fetch(self, name: str) -> bytes:
+        """A segment's bytes: its artifact if listed, else its cache copy; each downloaded once."""
+        if name not in self._fetched:
+            limit = DEFAULT_LIMITS.max_archive_bytes
+            artifact = self._artifacts.get(name)
+            if artifact is not None and self._rest is not None:
+                data: bytes | None = self._rest.download(artifact.id, max_bytes=limit)
+            elif self._cache is not None:
+                entry = self._cache.restore(segment_cache_key(self.run_id, name), [], max_bytes=limit)
+                data = entry[1] if entry is not None else None
+            else:
+                data = None
+            if data is None:
+                raise CheckpointInvalid(
+                    f"its segment {name} is missing: neither its artifact nor its cache copy is there"
+                )
+            self._fetched[name] = data
+        return self._fetched[name]
+
+    def fetch_all(self, names: list[str]) -> dict[str, bytes]:
+        """Several segments, downloaded in parallel."""
+        with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="segment") as pool:
+            return dict(zip(names, pool.map(self.fetch, names), strict=True))
+
+
+def open_head(
+    data: bytes, name: str, order: tuple[int, int], key: str | None, plan_id: str | None, run_id: int
+) -> Head:
+    """The head in the segment `name`, once it is this plan's and run's and says it is that segment's."""
+    head_bytes, _ = read_segment(data, DEFAULT_LIMITS)
+    head = Head.from_piece(open_piece(head_bytes, key=key, expected_plan_id=plan_id, expected_run_id=str(run_id)))
+    if (head.meta.attempt, head.meta.sequence) != order:
+        raise CheckpointInvalid(
+            f"its head says it is save {head.meta.sequence} of attempt {head.meta.attempt}, not {name}'s: refused"
+        )
+    return head
+
+
+def open_pieces(head: Head, segments: dict[str, bytes], key: str | None) -> list[Piece]:
+    """Every piece the head names, in its order, each checked on its own."""
+    contents = {name: read_segment(data, DEFAULT_LIMITS)[1] for name, data in segments.items()}
+    opened = []
+    for ref in head.pieces:
+        data = contents[ref.segment].get(ref.sha256)
+        if data is None:
+            raise CheckpointInvalid(f"{ref.describe()} is missing: refused")
+        if len(data) != ref.size or piece_id(data) != ref.sha256:
+            raise CheckpointInvalid(f"{ref.describe()} does not match its sha256: tampered with")
+        try:
+            opened.append(
+                open_piece(data, key=key, expected_plan_id=head.meta.plan_id, expected_run_id=head.meta.run_id)
+            )
+        except CheckpointError as exc:
+            raise type(exc)(f"{ref.describe()}: {exc}") from None
+    return opened

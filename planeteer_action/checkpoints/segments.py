@@ -1,0 +1,124 @@
+"""Heads and segments: what one checkpoint upload is.
+
+Each upload is one artifact, a segment: a zip of the new head and the pieces no earlier upload carried (and
+those compaction moves in). The head is a small piece of its own (sealed like every piece) listing every
+piece a restore needs, in the order they are put together: its sha256, its size, the segment that holds it,
+and what it is (the plan's state, a git bundle, or a session's files). So the head alone tells a restore what
+to fetch. A segment's cache copy is keyed by its artifact name (`naming.cache_key`), so the head names one
+place for both copies.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from planeteer_action.checkpoints.errors import CheckpointInvalid
+from planeteer_action.checkpoints.manifest import CheckpointMeta
+from planeteer_action.checkpoints.pieces import HEAD, Piece, build_piece
+from planeteer_action.checkpoints.zip_io import Limits, open_zip, read_members, write_zip
+from planeteer_action.plan.session_ids import belongs_to_plan
+
+SEGMENT_HEAD = "head"
+SEGMENT_PIECES = "pieces"
+KINDS = ("state", "bundle", "session")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_SEGMENT_NAME = re.compile(r"^planeteer-[A-Za-z0-9._-]+-attempt[0-9]+-seq[0-9]+$")
+
+
+@dataclass(frozen=True)
+class PieceRef:
+    """One piece a head names: its sha256 and size, the segment (artifact name) holding it, and what it is."""
+
+    sha256: str
+    size: int
+    segment: str
+    kind: str  # one of KINDS
+    session: str | None = None  # the session whose files it holds (kind "session")
+
+    def describe(self) -> str:
+        what = f"session {self.session}" if self.session else self.kind
+        return f"piece {self.sha256[:12]} ({what}, in {self.segment})"
+
+
+@dataclass(frozen=True)
+class Head:
+    """The checkpoint a restore puts back: its meta and the pieces that make it, in order."""
+
+    meta: CheckpointMeta
+    pieces: tuple[PieceRef, ...]
+
+    def segments(self) -> list[str]:
+        """The segments holding its pieces, each once, in the order first needed."""
+        return list(dict.fromkeys(ref.segment for ref in self.pieces))
+
+    def to_bytes(self, key: str | None) -> bytes:
+        segments = self.segments()
+        listing = [
+            [ref.sha256, ref.size, segments.index(ref.segment), ref.kind, ref.session or ""] for ref in self.pieces
+        ]
+        body = json.dumps({"segments": segments, "pieces": listing}, separators=(",", ":")).encode()
+        return build_piece(self.meta, {HEAD: body}, key)
+
+    @classmethod
+    def from_piece(cls, piece: Piece) -> Head:
+        """The head a checked piece carries, once its listing is well formed and names only this plan's sessions."""
+        if set(piece.members) != {HEAD} or piece.offsets:
+            raise CheckpointInvalid(f"its head is not a head (it holds {sorted(piece.members)[:3]}): refused")
+        try:
+            body: Any = json.loads(piece.members[HEAD])
+            segments, listing = body["segments"], body["pieces"]
+            refs = tuple(_piece_ref(item, segments, piece.meta.plan_id) for item in listing)
+        except (ValueError, TypeError, KeyError, IndexError):
+            raise CheckpointInvalid(f"its {HEAD} is malformed: it is damaged") from None
+        if len({ref.sha256 for ref in refs}) != len(refs):
+            raise CheckpointInvalid(f"its {HEAD} names a piece twice: it is damaged")
+        return cls(piece.meta, refs)
+
+
+def _piece_ref(item: Any, segments: Any, plan_id: str) -> PieceRef:
+    sha, size, index, kind, session = item
+    if (
+        not isinstance(sha, str)
+        or not _SHA256.match(sha)
+        or type(size) is not int
+        or size <= 0
+        or type(index) is not int
+        or index < 0
+        or not isinstance(segments[index], str)
+        or not _SEGMENT_NAME.match(segments[index])
+        or kind not in KINDS
+        or (kind == "session") != bool(session)
+        or (session and not belongs_to_plan(session, plan_id))
+    ):
+        raise ValueError("malformed piece entry")
+    return PieceRef(sha, size, segments[index], kind, session or None)
+
+
+def write_segment(head: bytes, pieces: Mapping[str, bytes]) -> bytes:
+    """The artifact of one upload: the head and the pieces, stored (pieces are compressed or sealed already)."""
+    members = {SEGMENT_HEAD: head, **{f"{SEGMENT_PIECES}/{sha}": data for sha, data in pieces.items()}}
+    return write_zip(members, zipfile.ZIP_STORED)
+
+
+def read_segment(data: bytes, limits: Limits) -> tuple[bytes, dict[str, bytes]]:
+    """The head and the pieces (by the name they are stored under) of a segment, bounded by `limits`."""
+    outer = dataclasses.replace(
+        limits, max_member_bytes=limits.max_archive_bytes, max_total_bytes=limits.max_archive_bytes
+    )
+    with open_zip(data, outer) as archive:
+        members = read_members(archive, outer, _is_segment_name)
+    if SEGMENT_HEAD not in members:
+        raise CheckpointInvalid("the segment has no head: it is not a checkpoint of this planeteer version")
+    head = members.pop(SEGMENT_HEAD)
+    return head, {name.removeprefix(f"{SEGMENT_PIECES}/"): piece for name, piece in members.items()}
+
+
+def _is_segment_name(name: str) -> bool:
+    folder, _, sha = name.partition("/")
+    return name == SEGMENT_HEAD or (folder == SEGMENT_PIECES and bool(_SHA256.match(sha)))
