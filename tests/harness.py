@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,12 +17,14 @@ from typing import Any
 import pytest
 from helpers import git, processes_with_env
 
-from planeteer_action.copilot.offline_model import OfflineModelServer
+from planeteer_action.copilot.agent import CopilotAgent
+from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
 from planeteer_action.plan.model import Plan
 from planeteer_action.plan.store import load_plan
 
 REPO = Path(__file__).resolve().parents[1]
 PLANETEER = Path(sys.executable).with_name("planeteer")
+CLI = Path(os.environ.get("COPILOT_CLI_PATH") or REPO / ".tools/node_modules/.bin/copilot")
 API_KEY = "sk-test-7c1d9e0f-never-printed"
 RUNTIME_TAG = "PLANETEER_RUNTIME_TAG"
 # Set by conftest to a value of this suite's own: see `suite_processes`.
@@ -156,3 +160,16 @@ def runtime_processes() -> list[int]:
 
 def user_messages(request: dict[str, Any]) -> list[str]:
     return [m.get("content") or "" for m in request["messages"] if m.get("role") == "user"]
+
+
+@contextlib.asynccontextmanager
+async def running_agent(home: Path, model: OfflineModelServer, **provider: str) -> AsyncIterator[CopilotAgent]:
+    """The real Copilot CLI on `home`, its model the scripted one (`provider` adds to its BYOK settings)."""
+    agent = CopilotAgent(
+        CLI, copilot_home=home, model=OFFLINE_MODEL, provider={**provider_config(model.base_url), **provider}
+    )
+    await agent.start()
+    try:
+        yield agent
+    finally:
+        await agent.stop()

@@ -7,7 +7,6 @@ skipped only when neither exists. The runtime-location tests at the top need no 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import json
 import os
@@ -15,11 +14,12 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import CLI, running_agent
 from helpers import alive, argv, git, live_processes, session_of
 
 from planeteer_action.copilot import runtime
@@ -35,7 +35,6 @@ from planeteer_action.engine.agent import (
 )
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = Path(os.environ.get("COPILOT_CLI_PATH") or REPO / ".tools/node_modules/.bin/copilot")
 
 real_cli = pytest.mark.skipif(not CLI.exists(), reason=f"no Copilot CLI at {CLI}: {runtime.INSTALL_COMMAND}")
 
@@ -126,18 +125,6 @@ def model() -> Iterator[OfflineModelServer]:
         yield server
 
 
-@contextlib.asynccontextmanager
-async def running(home: Path, model: OfflineModelServer, **provider: str) -> AsyncIterator[CopilotAgent]:
-    agent = CopilotAgent(
-        CLI, copilot_home=home, model=OFFLINE_MODEL, provider={**provider_config(model.base_url), **provider}
-    )
-    await agent.start()
-    try:
-        yield agent
-    finally:
-        await agent.stop()
-
-
 def turn(
     task_id: str,
     workdir: Path,
@@ -171,7 +158,7 @@ def test_cli_version_is_the_pinned_one() -> None:
 def test_offline_model_completes_a_task_through_a_real_tool_call(tmp_path: Path, model: OfflineModelServer) -> None:
     async def scenario() -> None:
         activity: list[str] = []
-        async with running(tmp_path / "home", model) as agent:
+        async with running_agent(tmp_path / "home", model) as agent:
             result = await agent.run_turn(turn("write-notes", tmp_path, activity=activity))
             info = await agent.get_session("s-write-notes")
         assert result.summary == f"Completed write-notes: wrote {note_path('write-notes')}"
@@ -191,7 +178,7 @@ def test_creating_an_existing_session_is_refused_and_leaves_it_alone(tmp_path: P
     home = tmp_path / "home"
 
     async def scenario() -> None:
-        async with running(home, model) as agent:
+        async with running_agent(home, model) as agent:
             await agent.run_turn(turn("twice", tmp_path))
             events = (home / "session-state" / "s-twice" / "events.jsonl").read_bytes()
             with pytest.raises(SessionAlreadyExists, match="s-twice"):
@@ -208,9 +195,9 @@ def test_resume_after_a_restart_carries_the_earlier_conversation(tmp_path: Path,
     home = tmp_path / "home"
 
     async def scenario() -> None:
-        async with running(home, model) as agent:
+        async with running_agent(home, model) as agent:
             first = await agent.run_turn(turn("restart", tmp_path))
-        async with running(home, model) as agent:
+        async with running_agent(home, model) as agent:
             second = await agent.run_turn(turn("restart", tmp_path, mode="resume"))
         assert (first.summary, second.summary) == ("answer before the restart", "answer after the restart")
         before, after = model.requests_for("restart")
@@ -225,7 +212,7 @@ def test_resume_after_a_restart_carries_the_earlier_conversation(tmp_path: Path,
 @real_cli
 def test_resuming_an_unknown_session_is_session_not_found(tmp_path: Path, model: OfflineModelServer) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "home", model) as agent:
+        async with running_agent(tmp_path / "home", model) as agent:
             with pytest.raises(SessionNotFound, match="s-never-created"):
                 await agent.run_turn(turn("never-created", tmp_path, mode="resume"))
             assert await agent.get_session("s-never-created") is None
@@ -238,7 +225,7 @@ def test_resuming_an_unknown_session_is_session_not_found(tmp_path: Path, model:
 @real_cli
 def test_a_quiet_turn_times_out_after_the_quiet_timeout(tmp_path: Path, model: OfflineModelServer) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "home", model) as agent:
+        async with running_agent(tmp_path / "home", model) as agent:
             start = time.monotonic()
             with pytest.raises(TurnTimeout, match=r"no activity for 1\.5 s"):
                 await agent.run_turn(turn("hang", tmp_path, quiet=1.5))
@@ -254,7 +241,7 @@ def test_model_errors_fail_the_turn_with_a_clean_message_without_secrets(
     tmp_path: Path, model: OfflineModelServer
 ) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "home", model, api_key=SECRET) as agent:
+        async with running_agent(tmp_path / "home", model, api_key=SECRET) as agent:
             with pytest.raises(AgentError) as raised:
                 await agent.run_turn(turn("bad-request", tmp_path))
         message = str(raised.value)
@@ -291,7 +278,7 @@ def test_cancelling_turns_is_fast_and_keeps_the_sessions(tmp_path: Path, model: 
         assert elapsed < 2, f"cancel and stop took {elapsed:.2f} s"
         assert not runtime.tagged_processes(agent.process_tag)
 
-        async with running(home, model) as again:
+        async with running_agent(home, model) as again:
             for i in range(3):
                 assert await again.get_session(f"s-cancel-{i}") is not None
             result = await again.run_turn(turn("cancel-0", tmp_path, mode="resume"))
@@ -310,7 +297,7 @@ def test_a_turn_fails_soon_when_the_cli_dies_and_its_session_can_be_resumed(
 
     async def scenario() -> None:
         activity: list[str] = []
-        async with running(home, model) as agent:
+        async with running_agent(home, model) as agent:
             task = asyncio.create_task(agent.run_turn(turn("cli-dies", tmp_path, quiet=60, activity=activity)))
             events = home / "session-state" / "s-cli-dies" / "events.jsonl"
             # The CLI writes events lazily: killed before the first write, a session cannot be resumed.
@@ -323,7 +310,7 @@ def test_a_turn_fails_soon_when_the_cli_dies_and_its_session_can_be_resumed(
             with pytest.raises(AgentError, match="Copilot CLI stopped during the turn"):
                 await task
             assert time.monotonic() - start < 5
-        async with running(home, model) as agent:
+        async with running_agent(home, model) as agent:
             result = await agent.run_turn(turn("cli-dies", tmp_path, mode="resume"))
         assert result.summary == "resumed after the crash"
 
@@ -368,7 +355,7 @@ def test_list_sessions_filters_by_repository_and_branch(tmp_path: Path, model: O
     git(main, "worktree", "add", "-q", "-b", "feature", str(feature))
 
     async def scenario() -> None:
-        async with running(tmp_path / "home", model) as agent:
+        async with running_agent(tmp_path / "home", model) as agent:
             await agent.run_turn(turn("on-main", main))
             await agent.run_turn(turn("on-feature", feature))
             on_main = await agent.list_sessions("octo/demo", "main")
@@ -391,7 +378,7 @@ def test_list_sessions_filters_by_repository_and_branch(tmp_path: Path, model: O
 @real_cli
 def test_delete_session(tmp_path: Path, model: OfflineModelServer) -> None:
     async def scenario() -> None:
-        async with running(tmp_path / "home", model) as agent:
+        async with running_agent(tmp_path / "home", model) as agent:
             await agent.run_turn(turn("to-delete", tmp_path))
             assert await agent.get_session("s-to-delete") is not None
             await agent.delete_session("s-to-delete")

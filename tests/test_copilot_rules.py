@@ -8,26 +8,22 @@ them from the plan and settings).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import make_repo
+from harness import CLI, make_repo, running_agent
 from helpers import git
 
 from planeteer_action.copilot import runtime
-from planeteer_action.copilot.agent import CopilotAgent
-from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
+from planeteer_action.copilot.offline_model import OfflineModelServer
 from planeteer_action.engine.agent import TurnMode, TurnRequest
 from planeteer_action.engine.rules import SessionRules, ToolPattern
 
 REPO = Path(__file__).resolve().parents[1]
-CLI = Path(os.environ.get("COPILOT_CLI_PATH") or REPO / ".tools/node_modules/.bin/copilot")
 MCP_SERVER = Path(__file__).with_name("mcp_stdio_server.py")
 TASK_SECRET = "task-only-value-8c2f"
 
@@ -67,16 +63,6 @@ def model(tmp_path: Path) -> Iterator[OfflineModelServer]:
         yield server
 
 
-@contextlib.asynccontextmanager
-async def running(home: Path, model: OfflineModelServer) -> AsyncIterator[CopilotAgent]:
-    agent = CopilotAgent(CLI, copilot_home=home, model=OFFLINE_MODEL, provider=provider_config(model.base_url))
-    await agent.start()
-    try:
-        yield agent
-    finally:
-        await agent.stop()
-
-
 def turn(
     task_id: str, workdir: Path, rules: SessionRules, denied: list[str] | None = None, mode: TurnMode = "create"
 ) -> TurnRequest:
@@ -114,10 +100,10 @@ def test_denied_requests_never_run_the_agent_is_told_and_a_resumed_session_keeps
     second: list[str] = []
 
     async def scenario() -> None:
-        async with running(tmp_path / "home", model) as agent:
+        async with running_agent(tmp_path / "home", model) as agent:
             result = await agent.run_turn(turn("guarded", repo, rules, first))
             assert result.summary == "first turn done"
-        async with running(tmp_path / "home", model) as agent:  # a new CLI process, as after a restart
+        async with running_agent(tmp_path / "home", model) as agent:  # a new CLI process, as after a restart
             result = await agent.run_turn(turn("guarded", repo, rules, second, mode="resume"))
             assert result.summary == "second turn done"
 
@@ -164,7 +150,7 @@ def test_the_session_gets_its_mcp_servers_skills_and_custom_agent_and_no_disable
     denied: list[str] = []
 
     async def scenario() -> None:
-        async with running(tmp_path / "home", model) as agent:
+        async with running_agent(tmp_path / "home", model) as agent:
             await agent.run_turn(turn("extras", repo, rules, denied))
 
     asyncio.run(scenario())
@@ -184,7 +170,7 @@ def test_a_tasks_variables_reach_its_own_shell_and_no_other_tasks(tmp_path: Path
     with_variable = SessionRules(env={"TASK_VAR": TASK_SECRET}, allow_tools=patterns("shell(test)", "shell(echo)"))
 
     async def scenario() -> None:
-        async with running(home, model) as agent:
+        async with running_agent(home, model) as agent:
             await asyncio.gather(
                 agent.run_turn(turn("env-a", repo, with_variable)), agent.run_turn(turn("env-b", repo, SessionRules()))
             )
