@@ -19,6 +19,8 @@ from helpers import git, processes_with_env
 
 from planeteer_action.copilot.agent import CopilotAgent
 from planeteer_action.copilot.offline_model import OFFLINE_MODEL, OfflineModelServer, provider_config
+from planeteer_action.engine.agent import TurnMode, TurnRequest
+from planeteer_action.engine.rules import SessionRules
 from planeteer_action.plan.model import Plan
 from planeteer_action.plan.store import load_plan
 
@@ -173,3 +175,27 @@ async def running_agent(home: Path, model: OfflineModelServer, **provider: str) 
         yield agent
     finally:
         await agent.stop()
+
+
+def turn_request(
+    task_id: str,
+    workdir: Path,
+    *,
+    mode: TurnMode = "create",
+    quiet: float = 30,
+    activity: list[str] | None = None,
+    rules: SessionRules | None = None,
+    denied: list[str] | None = None,
+) -> TurnRequest:
+    """One turn of the scripted model's task `task_id`; `activity` and `denied` collect what the turn reports."""
+    return TurnRequest(
+        session_id=f"s-{task_id}",
+        session_name=f"Task {task_id}",
+        prompt=f"Planeteer task id: {task_id}\nDo the task.",
+        mode=mode,
+        working_directory=workdir,
+        quiet_timeout=quiet,
+        on_activity=(activity if activity is not None else []).append,
+        rules=rules or SessionRules(),
+        on_denied=(denied if denied is not None else []).append,
+    )

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from harness import CLI, running_agent
+from harness import turn_request as turn
 from helpers import alive, argv, git, live_processes, session_of
 
 from planeteer_action.copilot import runtime
@@ -29,8 +30,6 @@ from planeteer_action.engine.agent import (
     AgentError,
     SessionAlreadyExists,
     SessionNotFound,
-    TurnMode,
-    TurnRequest,
     TurnTimeout,
 )
 
@@ -123,24 +122,6 @@ def test_session_names_are_made_acceptable() -> None:
 def model() -> Iterator[OfflineModelServer]:
     with OfflineModelServer(script=SCRIPT) as server:
         yield server
-
-
-def turn(
-    task_id: str,
-    workdir: Path,
-    mode: TurnMode = "create",
-    quiet: float = 30,
-    activity: list[str] | None = None,
-) -> TurnRequest:
-    return TurnRequest(
-        session_id=f"s-{task_id}",
-        session_name=f"Task {task_id}",
-        prompt=f"Planeteer task id: {task_id}\nDo the task.",
-        mode=mode,
-        working_directory=workdir,
-        quiet_timeout=quiet,
-        on_activity=(activity if activity is not None else []).append,
-    )
 
 
 def conversation(request: dict[str, Any]) -> list[tuple[str, str]]:

@@ -8,6 +8,7 @@ them from the plan and settings).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sys
 from collections.abc import Iterator
@@ -15,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import CLI, make_repo, running_agent
+from harness import CLI, make_repo, running_agent, turn_request
 from helpers import git
 
 from planeteer_action.copilot import runtime
 from planeteer_action.copilot.offline_model import OfflineModelServer
-from planeteer_action.engine.agent import TurnMode, TurnRequest
 from planeteer_action.engine.rules import SessionRules, ToolPattern
 
 REPO = Path(__file__).resolve().parents[1]
@@ -52,6 +52,10 @@ SCRIPT: dict[str, list[dict[str, Any]]] = {
 }
 
 
+# These turns may sit quiet for long under load (a sub-agent, an MCP server starting): 60 s, as before.
+turn = functools.partial(turn_request, quiet=60)
+
+
 @pytest.fixture
 def model(tmp_path: Path) -> Iterator[OfflineModelServer]:
     script = json.loads(
@@ -61,22 +65,6 @@ def model(tmp_path: Path) -> Iterator[OfflineModelServer]:
     )
     with OfflineModelServer(script=script) as server:
         yield server
-
-
-def turn(
-    task_id: str, workdir: Path, rules: SessionRules, denied: list[str] | None = None, mode: TurnMode = "create"
-) -> TurnRequest:
-    return TurnRequest(
-        session_id=f"s-{task_id}",
-        session_name=f"Task {task_id}",
-        prompt=f"Planeteer task id: {task_id}\nDo the task.",
-        mode=mode,
-        working_directory=workdir,
-        quiet_timeout=60,
-        on_activity=lambda _: None,
-        rules=rules,
-        on_denied=(denied if denied is not None else []).append,
-    )
 
 
 def tool_answers(model: OfflineModelServer, task_id: str) -> list[str]:
@@ -101,10 +89,10 @@ def test_denied_requests_never_run_the_agent_is_told_and_a_resumed_session_keeps
 
     async def scenario() -> None:
         async with running_agent(tmp_path / "home", model) as agent:
-            result = await agent.run_turn(turn("guarded", repo, rules, first))
+            result = await agent.run_turn(turn("guarded", repo, rules=rules, denied=first))
             assert result.summary == "first turn done"
         async with running_agent(tmp_path / "home", model) as agent:  # a new CLI process, as after a restart
-            result = await agent.run_turn(turn("guarded", repo, rules, second, mode="resume"))
+            result = await agent.run_turn(turn("guarded", repo, rules=rules, denied=second, mode="resume"))
             assert result.summary == "second turn done"
 
     asyncio.run(scenario())
@@ -151,7 +139,7 @@ def test_the_session_gets_its_mcp_servers_skills_and_custom_agent_and_no_disable
 
     async def scenario() -> None:
         async with running_agent(tmp_path / "home", model) as agent:
-            await agent.run_turn(turn("extras", repo, rules, denied))
+            await agent.run_turn(turn("extras", repo, rules=rules, denied=denied))
 
     asyncio.run(scenario())
     request = model.requests_for("extras")[0]
@@ -172,7 +160,8 @@ def test_a_tasks_variables_reach_its_own_shell_and_no_other_tasks(tmp_path: Path
     async def scenario() -> None:
         async with running_agent(home, model) as agent:
             await asyncio.gather(
-                agent.run_turn(turn("env-a", repo, with_variable)), agent.run_turn(turn("env-b", repo, SessionRules()))
+                agent.run_turn(turn("env-a", repo, rules=with_variable)),
+                agent.run_turn(turn("env-b", repo, rules=SessionRules())),
             )
             assert agent._private_dir is not None and list(agent._private_dir.glob("env-*")) == []
 
