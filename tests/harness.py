@@ -107,8 +107,12 @@ class Workspace:
 
     def start(self, command: str, *extra: str) -> subprocess.Popen[str]:
         """A run in its own process group, so a signal to the group is what a terminal's Ctrl-C sends."""
+        return self.launch(self.args(command, *extra))
+
+    def launch(self, argv: list[str]) -> subprocess.Popen[str]:
+        """Any command (`start`'s, or planeteer without the run's options) in the workspace, in its own group."""
         return subprocess.Popen(
-            self.args(command, *extra),
+            argv,
             cwd=self.repo,
             env=self.env(),
             stdout=subprocess.PIPE,

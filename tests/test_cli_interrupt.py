@@ -11,7 +11,6 @@ import json
 import os
 import re
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -29,16 +28,7 @@ _FRAME = re.compile(r'File "([^"]+)"')
 
 
 def _interrupt_at(args: list[str], ws: Workspace, delay: float, signum: int) -> tuple[int, str, str]:
-    process = subprocess.Popen(
-        args,
-        cwd=ws.repo,
-        env=ws.env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        stdin=subprocess.DEVNULL,
-        start_new_session=True,
-    )
+    process = ws.launch(args)
     time.sleep(delay)
     os.killpg(process.pid, signum)  # what a terminal's Ctrl-C (SIGINT) or a runner's cancellation sends
     stdout, stderr = process.communicate(timeout=60)
