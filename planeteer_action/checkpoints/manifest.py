@@ -21,7 +21,8 @@ PATCH = "workspace.patch"
 SESSIONS = "sessions"
 
 _COMMIT = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+SHA256 = re.compile(r"^[0-9a-f]{64}$")
+"""A sha256 as the manifests and heads write it: 64 lowercase hex digits."""
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ def verified_manifest(members: Mapping[str, bytes]) -> tuple[CheckpointMeta, dic
         )
     meta = CheckpointMeta.from_json(manifest.get("meta"))
     files = manifest.get("files")
-    if not isinstance(files, dict) or not all(isinstance(h, str) and _SHA256.match(h) for h in files.values()):
+    if not isinstance(files, dict) or not all(isinstance(h, str) and SHA256.match(h) for h in files.values()):
         raise CheckpointInvalid(f"checkpoint's {MANIFEST} has no valid file list: the checkpoint is damaged")
     unlisted = sorted(set(members) - {MANIFEST} - set(files))
     if unlisted:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 _ARTIFACT_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+# Any checkpoint artifact's name, whatever its state (what `artifact_name` makes).
+ARTIFACT_NAME = re.compile(r"^planeteer-[A-Za-z0-9._-]+-attempt([0-9]+)-seq([0-9]+)$")
 # The attempt and sequence at the end of a cache key (and of an artifact name).
 CACHE_KEY = re.compile(r"-attempt([0-9]+)-seq([0-9]+)$")
 

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from planeteer_action.checkpoints.errors import CheckpointInvalid
-from planeteer_action.checkpoints.manifest import CheckpointMeta
+from planeteer_action.checkpoints.manifest import SHA256, CheckpointMeta
+from planeteer_action.checkpoints.naming import ARTIFACT_NAME
 from planeteer_action.checkpoints.pieces import HEAD, Piece, build_piece
 from planeteer_action.checkpoints.zip_io import Limits, open_zip, read_members, write_zip
 from planeteer_action.plan.session_ids import belongs_to_plan
@@ -27,8 +27,6 @@ from planeteer_action.plan.session_ids import belongs_to_plan
 SEGMENT_HEAD = "head"
 SEGMENT_PIECES = "pieces"
 KINDS = ("state", "bundle", "session")
-_SHA256 = re.compile(r"^[0-9a-f]{64}$")
-_SEGMENT_NAME = re.compile(r"^planeteer-[A-Za-z0-9._-]+-attempt[0-9]+-seq[0-9]+$")
 
 
 @dataclass(frozen=True)
@@ -85,13 +83,13 @@ def _piece_ref(item: Any, segments: Any, plan_id: str) -> PieceRef:
     sha, size, index, kind, session = item
     if (
         not isinstance(sha, str)
-        or not _SHA256.match(sha)
+        or not SHA256.match(sha)
         or type(size) is not int
         or size <= 0
         or type(index) is not int
         or index < 0
         or not isinstance(segments[index], str)
-        or not _SEGMENT_NAME.match(segments[index])
+        or not ARTIFACT_NAME.match(segments[index])
         or kind not in KINDS
         or (kind == "session") != bool(session)
         or (session and not belongs_to_plan(session, plan_id))
@@ -121,4 +119,4 @@ def read_segment(data: bytes, limits: Limits) -> tuple[bytes, dict[str, bytes]]:
 
 def _is_segment_name(name: str) -> bool:
     folder, _, sha = name.partition("/")
-    return name == SEGMENT_HEAD or (folder == SEGMENT_PIECES and bool(_SHA256.match(sha)))
+    return name == SEGMENT_HEAD or (folder == SEGMENT_PIECES and bool(SHA256.match(sha)))
