@@ -1,6 +1,7 @@
-"""With worktree isolation a checkpoint carries commits, not a diff: the plan's branches as a chain of
-incremental git bundles and each unfinished task's uncommitted worktree changes, rebuilt exactly in a fresh
-clone at the base commit; a chain that must not be trusted is refused before anything in the clone changes."""
+"""With worktree isolation a checkpoint carries commits, not a diff: the plan's branches and each unfinished
+task's uncommitted worktree changes (as a snapshot commit on the task's tip) in a chain of incremental git
+bundles, rebuilt exactly in a fresh clone at the base commit, each file carried once; a chain that must not be
+trusted is refused before anything in the clone changes."""
 
 from __future__ import annotations
 
@@ -159,7 +160,11 @@ def test_branches_and_worktrees_are_rebuilt_exactly_in_a_fresh_clone(
     integration = f"refs/heads/{names.integration_branch(PLAN_ID)}"
     task_ref = f"refs/heads/{names.task_branch(PLAN_ID, 'committed')}"
     assert set(state.refs) == {integration, task_ref, f"refs/heads/{names.task_branch(PLAN_ID, 'editing')}"}
-    assert set(state.worktrees) == {"committed", "editing"} and state.worktrees["committed"] == b""
+    assert set(state.worktrees) == {"committed", "editing"} and state.worktrees["committed"] == ""
+    assert (
+        git(origin, "rev-parse", f"{state.worktrees['editing']}^")
+        == state.refs[task_ref.replace("committed", "editing")]
+    )
     data = checkpoint_bytes(PLAN, state, base)
 
     clone = fresh_clone(origin, base, tmp_path / "clone")
@@ -220,10 +225,15 @@ def refusals(origin: Path, base: str, state: BranchState) -> dict[str, tuple[Pla
     foreign = json.loads(PLAN.model_dump_json(by_alias=True)) | {"id": "other-plan"}
     other = {**state.refs, "refs/heads/main": base}
     nowhere = {**state.refs, integration: "0123456789" * 4}
-    escaping = (
-        b"diff --git a/../../evil b/../../evil\nnew file mode 100644\n--- /dev/null\n+++ b/../../evil\n"
-        b"@@ -0,0 +1 @@\n+x\n"
-    )
+    editing_tip = state.refs[f"refs/heads/{names.task_branch(PLAN_ID, 'editing')}"]
+    committed_tip = state.refs[f"refs/heads/{names.task_branch(PLAN_ID, 'committed')}"]
+
+    def snapshot(parent: str, name: str, mode: str = "100644", content: bytes = b"x\n") -> BranchState:
+        """The state with `editing`'s snapshot forged: `parent`'s tree plus one entry git itself would refuse
+        to write, carried by one more bundle."""
+        forged = forged_snapshot(origin, parent, name, mode, content)
+        return BranchState(state.refs, {**state.worktrees, "editing": forged[0]}, (*state.bundles, forged[1]))
+
     return {
         "ref-outside-the-plan": (PLAN, BranchState(other, state.worktrees, state.bundles), "'refs/heads/main'"),
         "another-plans-branches": (Plan.model_validate(foreign), state, "which is not one of plan 'other-plan'"),
@@ -239,25 +249,47 @@ def refusals(origin: Path, base: str, state: BranchState) -> dict[str, tuple[Pla
             BranchState(state.refs, state.worktrees, (state.bundles[0][:-40],)),
             "its branch bundle 1 does not",
         ),
-        "worktree-of-no-task": (PLAN, BranchState(state.refs, {"ghost": b""}, state.bundles), "'ghost', no task"),
-        "escaping-worktree-patch": (
+        "worktree-of-no-task": (PLAN, BranchState(state.refs, {"ghost": ""}, state.bundles), "'ghost', no task"),
+        "worktree-changes-climbing-out": (PLAN, snapshot(editing_tip, ".."), "write to '..'"),
+        "worktree-changes-into-git": (PLAN, snapshot(editing_tip, ".git"), "write to '.git'"),
+        "worktree-link-out": (PLAN, snapshot(editing_tip, "evil", "120000", b"/root/.bashrc"), "'/root/.bashrc'"),
+        "worktree-changes-on-another-tip": (
             PLAN,
-            BranchState(state.refs, {**state.worktrees, "editing": escaping}, state.bundles),
-            "writes to '../../evil'",
+            snapshot(committed_tip, "fine.txt"),
+            f"uncommitted changes of task 'editing' are not on its branch's tip {editing_tip}",
         ),
-        "patch-not-applying": (
+        "worktree-changes-no-bundle-carries": (
             PLAN,
-            BranchState(state.refs, {**state.worktrees, "editing": NOT_ON_EDITING}, state.bundles),
-            "uncommitted changes of task 'editing' do not apply",
+            BranchState(state.refs, {**state.worktrees, "editing": "0123456789" * 4}, state.bundles),
+            "are commit 0123456789012345678901234567890123456789, which no bundle carries",
         ),
     }
 
 
-# Changes a file only the `committed` task's branch has.
-NOT_ON_EDITING = (
-    b"diff --git a/committed.txt b/committed.txt\n--- a/committed.txt\n+++ b/committed.txt\n"
-    b"@@ -1 +1 @@\n-committed work\n+changed\n"
-)
+def forged_snapshot(origin: Path, parent: str, name: str, mode: str, content: bytes) -> tuple[str, bytes]:
+    """A commit on `parent` whose tree adds the entry `name` (made with mktree, which writes names the index
+    never holds), and a bundle carrying it beyond `parent`."""
+    blob = (
+        subprocess.run(
+            ["git", "hash-object", "-w", "--stdin"], cwd=origin, input=content, capture_output=True, check=True
+        )
+        .stdout.decode()
+        .strip()
+    )
+    listing = git(origin, "ls-tree", f"{parent}^{{tree}}") + f"\n{mode} blob {blob}\t{name}\n"
+    tree = (
+        subprocess.run(["git", "mktree"], cwd=origin, input=listing.encode(), capture_output=True, check=True)
+        .stdout.decode()
+        .strip()
+    )
+    commit = git(origin, "commit-tree", tree, "-p", parent, "-m", "forged")
+    git(origin, "update-ref", "refs/forged/snapshot", commit)
+    bundle = origin.parent / "forged.bundle"
+    git(origin, "bundle", "create", "-q", str(bundle), "refs/forged/snapshot", "--not", parent)
+    git(origin, "update-ref", "-d", "refs/forged/snapshot")
+    return commit, bundle.read_bytes()
+
+
 CASES = [
     "ref-outside-the-plan",
     "another-plans-branches",
@@ -266,8 +298,11 @@ CASES = [
     "no-bundle",
     "damaged-bundle",
     "worktree-of-no-task",
-    "escaping-worktree-patch",
-    "patch-not-applying",
+    "worktree-changes-climbing-out",
+    "worktree-changes-into-git",
+    "worktree-link-out",
+    "worktree-changes-on-another-tip",
+    "worktree-changes-no-bundle-carries",
 ]
 
 
@@ -314,14 +349,13 @@ def test_putting_back_twice_keeps_what_is_there(tmp_path: Path, source: tuple[Pa
     origin, base, _ = source
     state = capture_branches(origin, PLAN, base)
     clone = fresh_clone(origin, base, tmp_path / "clone")
-    check_branches(clone, PLAN_ID, base, state)
-    assert len(put_back_branches(clone, PLAN_ID, state)) == 3
+    changes = check_branches(clone, PLAN_ID, base, state)
+    assert len(put_back_branches(clone, PLAN_ID, state, changes)) == 3
     editing = names.worktree_path(
         Path(git(clone, "rev-parse", "--path-format=absolute", "--git-common-dir")), PLAN_ID, "editing"
     )
     (editing / "later.txt").write_text("the agent went on\n")
-    check_branches(clone, PLAN_ID, base, state)
-    assert put_back_branches(clone, PLAN_ID, state) == []
+    assert put_back_branches(clone, PLAN_ID, state, check_branches(clone, PLAN_ID, base, state)) == []
     assert (editing / "later.txt").read_text() == "the agent went on\n"
 
 
@@ -339,15 +373,16 @@ def test_a_chain_of_bundles_carries_each_commit_once_and_goes_back_whole(
     committed = names.worktree_path(worktrees.common_dir, PLAN_ID, "committed")
     (committed / "more.txt").write_text("more work\n")
     assert worktrees.commit("committed", "Committed", "s-committed")
-    second = capture_branches(origin, PLAN, base, carried=first.refs.values())
+    second = capture_branches(origin, PLAN, base, carried=first.commits())
 
     task_ref = f"refs/heads/{names.task_branch(PLAN_ID, 'committed')}"
     assert prerequisites(first.bundles[0]) == {base}
-    assert prerequisites(second.bundles[0]) == {first.refs[task_ref]}  # only the new commit travels
+    # Everything the first carried is the second's to build on: only the new commit travels.
+    assert prerequisites(second.bundles[0]) == {base, *first.commits()}
+    assert first.refs[task_ref] != second.refs[task_ref]
     chain = BranchState(second.refs, second.worktrees, first.bundles + second.bundles)
     clone = fresh_clone(origin, base, tmp_path / "clone")
-    check_branches(clone, PLAN_ID, base, chain)
-    put_back_branches(clone, PLAN_ID, chain)
+    put_back_branches(clone, PLAN_ID, chain, check_branches(clone, PLAN_ID, base, chain))
     assert plan_refs(clone) == {ref: commit for ref, commit in plan_refs(origin).items() if ref in second.refs}
 
     unlinked = fresh_clone(origin, base, tmp_path / "unlinked")
@@ -355,4 +390,27 @@ def test_a_chain_of_bundles_carries_each_commit_once_and_goes_back_whole(
     with pytest.raises(CheckpointInvalid, match="its branch bundle 1 does not verify here"):
         check_branches(unlinked, PLAN_ID, base, BranchState(second.refs, second.worktrees, second.bundles))
     assert repository_state(unlinked) == before
-    assert not capture_branches(origin, PLAN, base, carried=second.refs.values()).bundles  # nothing new: no bundle
+    assert not capture_branches(origin, PLAN, base, carried=second.commits()).bundles  # nothing new: no bundle
+
+
+def test_a_file_caught_uncommitted_travels_once_however_often_it_is_caught(
+    tmp_path: Path, source: tuple[Path, str, PlanWorktrees]
+) -> None:
+    """A checkpoint that catches an agent's file before its task commits carries it; neither a checkpoint that
+    catches it again nor the one after the task's commit carries it a second time."""
+    origin, base, worktrees = source
+    editing = names.worktree_path(worktrees.common_dir, PLAN_ID, "editing")
+    data = os.urandom(256 * 1024)  # incompressible: whichever bundle carries it is at least this big
+    (editing / "big.bin").write_bytes(data)
+    first = capture_branches(origin, PLAN, base)
+    assert not capture_branches(origin, PLAN, base, carried=first.commits()).bundles
+    assert worktrees.commit("editing", "Editing", "s-editing")
+    second = capture_branches(origin, PLAN, base, carried=first.commits())
+
+    assert len(first.bundles[0]) > len(data) > 20 * len(second.bundles[0])
+    assert second.worktrees["editing"] == ""  # all of it committed now
+    chain = BranchState(second.refs, second.worktrees, first.bundles + second.bundles)
+    clone = fresh_clone(origin, base, tmp_path / "clone")
+    put_back_branches(clone, PLAN_ID, chain, check_branches(clone, PLAN_ID, base, chain))
+    task = names.task_branch(PLAN_ID, "editing")
+    assert subprocess.run(["git", "show", f"{task}:big.bin"], cwd=clone, capture_output=True, check=True).stdout == data

@@ -4,24 +4,26 @@ The bundles are untrusted. Before anything changes, `check_branches` makes sure 
 run's base commit (the first bundle's base), that `git bundle verify` accepts each bundle of the chain once
 the ones before it are unpacked (its prerequisites are theirs or the base's), that every ref `git/state.json`
 lists (every one of them this plan's, which `BranchState.check_names` checked) then names a commit that is
-there and descends from the base commit, and that every worktree patch applies to its branch's tip. The
-commits are unpacked for these checks into a throwaway repository that borrows the checkout's objects, so a
-refused chain leaves nothing behind. `put_back_branches` then unpacks the bundles into the checkout's object
-store, creates the refs in one transaction and adds each worktree where the executor looks for it
+there and descends from the base commit, and that every worktree snapshot is a commit the chain carries whose
+one parent is its task's tip; the snapshot becomes a patch, which must stay inside the checkout. The commits
+are unpacked for these checks into a throwaway repository that borrows the checkout's objects, so a refused
+chain leaves nothing behind. `put_back_branches` then unpacks the bundles into the checkout's object store,
+creates the refs in one transaction and adds each worktree where the executor looks for it
 (`worktrees.names.worktree_path`), with its uncommitted changes applied.
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 from planeteer_action.checkpoints.branches import BranchState
 from planeteer_action.checkpoints.errors import CheckpointInvalid
+from planeteer_action.checkpoints.patch_safety import link_outside_checkout, path_outside_checkout
 from planeteer_action.checkpoints.workspace import (
     WorkspaceChangesError,
     apply_changes,
+    changes_between,
     first_line,
     git_bytes,
     git_result,
@@ -30,8 +32,10 @@ from planeteer_action.checkpoints.workspace import (
 from planeteer_action.worktrees import names
 
 
-def check_branches(working_directory: Path, plan_id: str, base_commit: str, state: BranchState) -> None:
-    """Raise CheckpointInvalid for a bundle that must not be trusted, WorkspaceChangesError for one this
+def check_branches(working_directory: Path, plan_id: str, base_commit: str, state: BranchState) -> dict[str, bytes]:
+    """The uncommitted changes of each task worktree to put back, as patches by task id (b"" for none).
+
+    Raise CheckpointInvalid for a bundle that must not be trusted, WorkspaceChangesError for one this
     checkout cannot take (another commit, branches of its own in the way); changes nothing."""
     root, common = _repository(working_directory)
     head = head_commit(root)
@@ -51,12 +55,17 @@ def check_branches(working_directory: Path, plan_id: str, base_commit: str, stat
             bundle.write_bytes(data)
             _unpack_bundle(quarantine, bundle, number)
         _check_refs(quarantine, base_commit, state)
-        for task_id, patch in state.worktrees.items():
-            _check_patch(quarantine, Path(tmp), task_id, state.refs[_task_ref(plan_id, task_id)], patch)
+        return {
+            task_id: _snapshot_changes(quarantine, task_id, state.refs[_task_ref(plan_id, task_id)], snapshot)
+            for task_id, snapshot in state.worktrees.items()
+        }
 
 
-def put_back_branches(working_directory: Path, plan_id: str, state: BranchState) -> list[str]:
-    """Write what `check_branches` accepted: objects, refs, worktrees; return the refs created."""
+def put_back_branches(
+    working_directory: Path, plan_id: str, state: BranchState, changes: dict[str, bytes]
+) -> list[str]:
+    """Write what `check_branches` accepted: objects, refs, worktrees with their `changes`; return the refs
+    created."""
     root, common = _repository(working_directory)
     with tempfile.TemporaryDirectory(prefix="planeteer-bundle-") as tmp:
         for data in state.bundles:
@@ -66,7 +75,7 @@ def put_back_branches(working_directory: Path, plan_id: str, state: BranchState)
     created = [ref for ref in state.refs if _commit_of(root, ref) is None]
     transaction = "".join(f"create {ref} {state.refs[ref]}\n" for ref in created)
     git_bytes(root, "update-ref", "--stdin", stdin=f"start\n{transaction}prepare\ncommit\n".encode())
-    for task_id, patch in state.worktrees.items():
+    for task_id, patch in changes.items():
         path = names.worktree_path(common, plan_id, task_id)
         if names.ready_marker(path).exists():
             continue  # the same worktree, already here (`_check_in_the_way` allows only that)
@@ -136,18 +145,33 @@ def _check_refs(quarantine: Path, base_commit: str, state: BranchState) -> None:
             )
 
 
-def _check_patch(quarantine: Path, tmp: Path, task_id: str, tip: str, patch: bytes) -> None:
-    """The patch applies to the branch tip's tree, which is what a worktree freshly added there holds."""
-    if not patch:
-        return
-    env = {**os.environ, "GIT_INDEX_FILE": str(tmp / "index")}
-    git_bytes(quarantine, "read-tree", tip, env=env)
-    check = git_result(quarantine, ["apply", "--cached", "--check", "--binary", "-"], env, stdin=patch)
-    if check.returncode != 0:
+def _snapshot_changes(quarantine: Path, task_id: str, tip: str, snapshot: str) -> bytes:
+    """The patch from the task's tip to its snapshot, once the chain is known to carry the snapshot on that tip
+    and the patch to stay inside the checkout."""
+    if not snapshot:
+        return b""
+    parents = git_result(quarantine, ["rev-list", "--parents", "--max-count=1", f"{snapshot}^{{commit}}"], None)
+    if parents.returncode != 0:
         raise CheckpointInvalid(
-            f"the uncommitted changes of task {task_id[:80]!r} do not apply to its branch "
-            f"({first_line(check.stderr)}): refused"
+            f"the uncommitted changes of task {task_id[:80]!r} are commit {snapshot}, which no bundle carries: refused"
         )
+    if parents.stdout.decode().split()[1:] != [tip]:
+        raise CheckpointInvalid(
+            f"the uncommitted changes of task {task_id[:80]!r} are not on its branch's tip {tip}: refused"
+        )
+    patch = changes_between(quarantine, tip, snapshot)
+    unsafe = path_outside_checkout(patch)
+    if unsafe is not None:
+        raise CheckpointInvalid(
+            f"the worktree changes of {task_id[:80]!r} write to {unsafe[:120]!r}, outside it: refused"
+        )
+    link = link_outside_checkout(patch)
+    if link is not None:
+        raise CheckpointInvalid(
+            f"the worktree changes of {task_id[:80]!r} make the link {link[0][:120]!r} point to "
+            f"{link[1][:120]!r}, outside it: refused"
+        )
+    return patch
 
 
 def _task_ref(plan_id: str, task_id: str) -> str:

@@ -3,11 +3,12 @@
 The ledger, kept in the state folder between uploads (and between the action's two steps), remembers what
 has travelled in this run: the pieces the newest head names, how much of each session file went out, which
 sessions are final (a done task's session, once a checkpoint found it unchanged, is not looked at again),
-and the tips the git bundles carry. Each checkpoint then packs a small state piece (the plan, the refs, the
-running tasks' uncommitted changes), one bundle of the commits made since, and one piece per session that
-changed (a log's appended range, other files whole). A checkpoint after a task change so costs what
-changed, never the size of the whole state. A restore of this run seeds the ledger from the head it put
-back, so the next attempt's heads name the earlier attempt's pieces instead of sending them again.
+and the commits the git bundles carry. Each checkpoint then packs a small state piece (the plan and the
+refs), one bundle of the commits made since (the running tasks' worktree snapshots among them), and one
+piece per session that changed (a log's appended range, other files whole). A checkpoint after a task
+change so costs what changed, never the size of the whole state. A restore of this run seeds the ledger
+from the head it put back, so the next attempt's heads name the earlier attempt's pieces instead of
+sending them again.
 """
 
 from __future__ import annotations
@@ -76,7 +77,7 @@ class Ledger:
             folder = copilot_home / "session-state" / session_id
             for relative, _, _, sent in changed_session_files(folder, {}, DEFAULT_LIMITS.max_member_bytes):
                 files[f"{session_id}/{relative}"] = sent
-        tips = list(checkpoint.branches.refs.values()) if checkpoint.branches else []
+        tips = checkpoint.branches.commits() if checkpoint.branches else []
         # Finished sessions become final once a checkpoint finds them unchanged here: one look at their files.
         return cls(head.meta.run_id, list(head.pieces), files, set(), tips)
 
@@ -126,7 +127,7 @@ def pack(source: PackSource, ledger: Ledger, attempt: int, sequence: int, segmen
     refs = [ref for ref in ledger.head if ref.kind == "bundle" or (ref.kind == "session" and ref.session in live)]
     if branches is not None:
         refs += [add({GIT_BUNDLE: bundle}, "bundle") for bundle in branches.bundles]
-        after.tips = sorted(set(branches.refs.values()))
+        after.tips = branches.commits()
     finished = finished_sessions(plan)
     for session_id in sorted(live - ledger.final):
         members, offsets = _session_changes(source.copilot_home, session_id, after.files)

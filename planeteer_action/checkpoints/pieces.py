@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from planeteer_action.checkpoints.branches import GIT_BUNDLE, GIT_STATE, WORKTREE_PATCHES
+from planeteer_action.checkpoints.branches import GIT_BUNDLE, GIT_STATE
 from planeteer_action.checkpoints.errors import (
     CheckpointInvalid,
     CheckpointKeyMismatch,
@@ -126,6 +126,4 @@ def _is_member_name(name: str) -> bool:
     parts = name.split("/")
     if parts[0] == SESSIONS:
         return len(parts) >= 3 and is_planeteer_session(parts[1])
-    if parts[:2] == WORKTREE_PATCHES.split("/"):
-        return len(parts) == 3 and parts[2].endswith(".patch")
     return name in (MANIFEST, PLAN, PATCH, GIT_STATE, GIT_BUNDLE, HEAD)

@@ -106,18 +106,18 @@ def restore_checkpoint(
     return None
 
 
-def _check_branches(checkpoint: Checkpoint, target: RestoreTarget) -> bool:
-    """Whether the checkpoint has branches to put back, once the bundle is known to be safe and to fit this
-    checkout (a bundle that must not be trusted raises CheckpointInvalid; one that cannot be put back here,
-    WorkspaceChangesError)."""
+def _check_branches(checkpoint: Checkpoint, target: RestoreTarget) -> dict[str, bytes] | None:
+    """The task worktrees' changes to put back with the branches, once the bundles are known to be safe and to
+    fit this checkout; None when there are no branches to put back (a bundle that must not be trusted raises
+    CheckpointInvalid; one that cannot be put back here, WorkspaceChangesError)."""
     if checkpoint.branches is None or not target.apply_work or checkpoint.meta.base_commit is None:
-        return False
-    check_branches(target.working_directory, checkpoint.meta.plan_id, checkpoint.meta.base_commit, checkpoint.branches)
-    return True
+        return None
+    base = checkpoint.meta.base_commit
+    return check_branches(target.working_directory, checkpoint.meta.plan_id, base, checkpoint.branches)
 
 
 def _put_back(
-    checkpoint: Checkpoint, name: str, target: RestoreTarget, warn: Warn, branches: bool
+    checkpoint: Checkpoint, name: str, target: RestoreTarget, warn: Warn, worktree_changes: dict[str, bytes] | None
 ) -> tuple[list[str], list[str], list[str]]:
     """Sessions, work and plan, all or nothing: (session ids, changed paths, branches created).
 
@@ -135,8 +135,9 @@ def _put_back(
     with checkpoint.stage_sessions(target.copilot_home) as staged:
         changed = apply_changes(target.working_directory, base, checkpoint.changes) if apply_work and base else []
         refs = []
-        if branches and checkpoint.branches is not None:
-            refs = put_back_branches(target.working_directory, checkpoint.meta.plan_id, checkpoint.branches)
+        if worktree_changes is not None and checkpoint.branches is not None:
+            plan_id = checkpoint.meta.plan_id
+            refs = put_back_branches(target.working_directory, plan_id, checkpoint.branches, worktree_changes)
         sessions = staged.move_into_place()
     target.plan_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(target.plan_path, checkpoint.plan_bytes)

@@ -6,9 +6,13 @@ are not ignored, mode changes) into a `git diff --binary` patch against the base
 puts them back on a checkout at that commit. Whether a patch from an untrusted checkpoint stays inside
 the checkout is `patch_safety`'s question.
 
+A task worktree's changes travel as a commit instead (`snapshot_commit`): its tree shares every blob with
+the commit the task makes later, so a git bundle carries each file once, however often a checkpoint catches
+the task at work; `changes_between` turns such a commit back into a patch that is checked and applied here.
+
 Capturing stages the working tree into a temporary index, so the person's own index (what they staged) is
-never touched; only blobs are added to the object store, which is harmless. Applying checks first and
-changes nothing when it refuses. Submodule pointers do not travel.
+never touched; only blobs (and a snapshot's tree and commit) are added to the object store, which is
+harmless. Applying checks first and changes nothing when it refuses. Submodule pointers do not travel.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from planeteer_action.errors import PlaneteerError
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
 _ADD_TRIES = 3
+_PINNED_IDENTITY = (("NAME", "planeteer"), ("EMAIL", "planeteer@localhost"), ("DATE", "1970-01-01T00:00:00Z"))
 
 # Flags that pin what a patch looks like, whatever the repository's or user's git config says.
 _DIFF_FLAGS = (
@@ -72,24 +77,7 @@ def capture_changes(
     """
     root = _toplevel(repo_dir)
     with tempfile.TemporaryDirectory(prefix="planeteer-index-") as tmp:
-        env = {**os.environ, "GIT_INDEX_FILE": str(Path(tmp) / "index")}
-        real_index = Path(
-            git_bytes(root, "rev-parse", "--path-format=absolute", "--git-path", "index").decode().strip()
-        )
-        if real_index.is_file():
-            # A copy keeps the stat cache, so unchanged files are not hashed again.
-            shutil.copyfile(real_index, env["GIT_INDEX_FILE"])
-            merged = git_result(root, ["read-tree", "-m", base_commit], env).returncode == 0
-        else:
-            merged = False
-        if not merged:
-            git_bytes(root, "read-tree", base_commit, env=env)
-        pathspecs = [":(top)"]
-        for rel in _relative_paths(root, repo_dir, exclude):
-            folder, _, name = rel.rpartition("/")
-            pathspecs.append(f":(top,exclude,literal){rel}")
-            pathspecs.append(f":(top,exclude,glob){folder + '/' if folder else ''}.{_glob_escape(name)}.*.tmp")
-        _add_all(root, pathspecs, env)
+        env = _stage_working_tree(root, base_commit, _exclusions(root, repo_dir, exclude), Path(tmp))
         patch_file = Path(tmp) / "changes.patch"
         git_bytes(root, "diff-index", "--cached", *_DIFF_FLAGS, f"--output={patch_file}", base_commit, env=env)
         size = patch_file.stat().st_size
@@ -99,6 +87,38 @@ def capture_changes(
                 "add build outputs and other large files to .gitignore"
             )
         return patch_file.read_bytes()
+
+
+def snapshot_commit(worktree: Path, tip: str) -> str | None:
+    """A commit of the worktree as it is now (untracked files that are not ignored included), whose one
+    parent is `tip`; None when the worktree holds nothing beyond `tip`. The same changes always make the same
+    commit (a fixed author, date and message), so an unchanged worktree adds nothing to the next bundle."""
+    root = _toplevel(worktree)
+    with tempfile.TemporaryDirectory(prefix="planeteer-index-") as tmp:
+        env = _stage_working_tree(root, tip, [":(top)"], Path(tmp))
+        tree = git_bytes(root, "write-tree", env=env).decode().strip()
+    if tree == git_bytes(root, "rev-parse", f"{tip}^{{tree}}").decode().strip():
+        return None
+    return pinned_commit(root, tree, [tip], "planeteer: the task's uncommitted work, as a checkpoint carries it")
+
+
+def pinned_commit(repo_dir: Path, tree: str, parents: Sequence[str], message: str) -> str:
+    """A commit of `tree` on `parents` made by planeteer at a fixed date: the same arguments make the same
+    commit, whoever runs it (a runner may have no git identity configured at all)."""
+    pinned = {
+        **os.environ,
+        **{f"GIT_{who}_{what}": value for who in ("AUTHOR", "COMMITTER") for what, value in _PINNED_IDENTITY},
+    }
+    parent_args = [arg for parent in parents for arg in ("-p", parent)]
+    commit = git_bytes(
+        repo_dir, "commit-tree", "--no-gpg-sign", tree, *parent_args, env=pinned, stdin=f"{message}\n".encode()
+    )
+    return commit.decode().strip()
+
+
+def changes_between(repo_dir: Path, old: str, new: str) -> bytes:
+    """The patch from commit `old` to commit `new`, as `capture_changes` would have made it."""
+    return git_bytes(repo_dir, "diff-tree", "-r", *_DIFF_FLAGS, old, new)
 
 
 def check_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> None:
@@ -137,6 +157,32 @@ def apply_changes(repo_dir: Path, base_commit: str, patch: bytes, *, max_bytes: 
     listing = git_bytes(root, "apply", "--numstat", "-z", "--binary", "-", stdin=patch)
     git_bytes(root, "apply", "--binary", "-", stdin=patch)
     return [entry.split(b"\t", 2)[2].decode("utf-8", "surrogateescape") for entry in listing.split(b"\0") if entry]
+
+
+def _exclusions(root: Path, repo_dir: Path, exclude: Sequence[Path]) -> list[str]:
+    """The pathspecs that stage the whole working tree but `exclude` and its atomic saves' temporary files."""
+    pathspecs = [":(top)"]
+    for rel in _relative_paths(root, repo_dir, exclude):
+        folder, _, name = rel.rpartition("/")
+        pathspecs.append(f":(top,exclude,literal){rel}")
+        pathspecs.append(f":(top,exclude,glob){folder + '/' if folder else ''}.{_glob_escape(name)}.*.tmp")
+    return pathspecs
+
+
+def _stage_working_tree(root: Path, base: str, pathspecs: list[str], tmp: Path) -> dict[str, str]:
+    """The environment of a temporary index in `tmp` that holds `base` with the working tree staged on it."""
+    env = {**os.environ, "GIT_INDEX_FILE": str(tmp / "index")}
+    real_index = Path(git_bytes(root, "rev-parse", "--path-format=absolute", "--git-path", "index").decode().strip())
+    if real_index.is_file():
+        # A copy keeps the stat cache, so unchanged files are not hashed again.
+        shutil.copyfile(real_index, env["GIT_INDEX_FILE"])
+        merged = git_result(root, ["read-tree", "-m", base], env).returncode == 0
+    else:
+        merged = False
+    if not merged:
+        git_bytes(root, "read-tree", base, env=env)
+    _add_all(root, pathspecs, env)
+    return env
 
 
 def _add_all(root: Path, pathspecs: list[str], env: dict[str, str]) -> None:
