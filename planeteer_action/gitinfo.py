@@ -7,9 +7,10 @@ The CLI takes the repository from any GitHub remote (ssh or https) as `owner/rep
 from __future__ import annotations
 
 import re
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from planeteer_action import gitrun
 
 _GITHUB_REMOTE = re.compile(
     r"^(?:https?://(?:[^@/]+@)?github\.com/|ssh://git@github\.com/|git@github\.com:)"
@@ -27,13 +28,11 @@ class GitContext:
 
 def git(cwd: Path, *args: str) -> str | None:
     """Run git and return its stripped output, or None when git fails or is missing."""
-    try:  # in a session of its own, as worktrees.git says why
-        done = subprocess.run(
-            ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30, check=False, start_new_session=True
-        )
-    except (OSError, subprocess.TimeoutExpired):
+    try:
+        done = gitrun.run_git(cwd, args, timeout=30)
+    except gitrun.GitNotRun:
         return None
-    return done.stdout.strip() if done.returncode == 0 else None
+    return gitrun.text(done.stdout).strip() if done.returncode == 0 else None
 
 
 def repository_from_remote(url: str) -> str | None:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from planeteer_action import gitrun
 from planeteer_action.errors import PlaneteerError
 
 DEFAULT_MAX_BYTES = 50 * 1024 * 1024
@@ -243,26 +244,14 @@ def git_result(
 ) -> subprocess.CompletedProcess[bytes]:
     """git run with the pinned config that keeps patches alike whatever the user's config says."""
     try:
-        return subprocess.run(
-            ["git", *_PINNED_CONFIG, *args],
-            cwd=cwd,
-            env=env,
-            input=stdin,
-            capture_output=True,
-            check=False,
-            stdin=None if stdin is not None else subprocess.DEVNULL,
-            # Out of the terminal's process group: a Ctrl-C stops planeteer cleanly, never a git half-way
-            # through writing an index (it would die with -2 and leave index.lock behind).
-            start_new_session=True,
-        )
-    except FileNotFoundError:
-        raise WorkspaceChangesError("git is not installed or not on PATH: install git") from None
+        return gitrun.run_git(cwd, args, pins=_PINNED_CONFIG, env=env, stdin=stdin)
+    except gitrun.GitNotRun as exc:
+        raise WorkspaceChangesError(str(exc)) from None
 
 
 def first_line(stderr: bytes) -> str:
-    """git's first non-empty line of error, for a one-line message."""
-    lines = [line.strip() for line in stderr.decode("utf-8", "replace").splitlines() if line.strip()]
-    return lines[0] if lines else "no message"
+    """The line of git's error output that says what went wrong, for a one-line message."""
+    return gitrun.first_line(stderr)
 
 
 def _mb(size: int) -> str:

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from planeteer_action import gitrun
 from planeteer_action.delivery.errors import DeliveryFailed, DeliveryRefused
 from planeteer_action.redaction import mask
 
@@ -67,18 +68,13 @@ def run_git(
 ) -> subprocess.CompletedProcess[str]:
     """Run git in `repo`; its output with the token masked. Never raises for git's own failures."""
     try:
-        done = subprocess.run(
-            ["git", *args],
-            cwd=repo,
-            env={**git_environment(token, push_url=push_url), **(env or {})},
-            capture_output=True,
-            text=True,
-            timeout=PUSH_TIMEOUT_SECONDS,
-            check=False,
+        done = gitrun.run_git(
+            repo, args, env={**git_environment(token, push_url=push_url), **(env or {})}, timeout=PUSH_TIMEOUT_SECONDS
         )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        return subprocess.CompletedProcess(args, 1, "", f"git could not run: {exc}")
-    return subprocess.CompletedProcess(args, done.returncode, mask(done.stdout, [token]), mask(done.stderr, [token]))
+    except gitrun.GitNotRun as exc:
+        return subprocess.CompletedProcess(args, 1, "", mask(str(exc), [token]))
+    output, errors = (mask(gitrun.text(stream), [token]) for stream in (done.stdout, done.stderr))
+    return subprocess.CompletedProcess(args, done.returncode, output, errors)
 
 
 def _git_line(repo: Path, *args: str) -> str | None:
@@ -118,7 +114,7 @@ def check_push_access(repo: Path, remote: str, branch: str, token: str | None) -
     if done.returncode == 0 or any(line.startswith("!") for line in done.stdout.splitlines()):
         return
     raise DeliveryRefused(
-        f"cannot push to git remote `{remote}` ({_first_error(done.stderr)}): give the token write access to "
+        f"cannot push to git remote `{remote}` ({gitrun.first_line(done.stderr)}): give the token write access to "
         "the repository's contents (workflow `permissions: contents: write`), or set `deliver: none`"
     )
 
@@ -134,17 +130,11 @@ def push_branch(repo: Path, remote: str, commit: str, branch: str, token: str | 
             f"git remote `{remote}` refused {branch}: it holds commits this run does not have; merge them into "
             f"the local {branch} (or delete the remote branch), then deliver again"
         )
-    raise DeliveryFailed(f"pushing {branch} to git remote `{remote}` failed: {_first_error(done.stderr)}")
+    raise DeliveryFailed(f"pushing {branch} to git remote `{remote}` failed: {gitrun.first_line(done.stderr)}")
 
 
 def _push_url(repo: Path, remote: str) -> str | None:
     return _git_line(repo, "remote", "get-url", "--push", remote)
-
-
-def _first_error(stderr: str) -> str:
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    chosen = next((line for line in lines if line.lower().startswith(("fatal", "error", "remote:"))), None)
-    return (chosen or (lines[0] if lines else "no output from git"))[:300]
 
 
 def commit_files(repo: Path, branch: str, files: Sequence[Path], message: str) -> str | None:
@@ -174,5 +164,5 @@ def commit_files(repo: Path, branch: str, files: Sequence[Path], message: str) -
 
 def _checked(done: subprocess.CompletedProcess[str], doing: str) -> str:
     if done.returncode != 0:
-        raise DeliveryFailed(f"could not {doing} for delivery: {_first_error(done.stderr)}")
+        raise DeliveryFailed(f"could not {doing} for delivery: {gitrun.first_line(done.stderr)}")
     return done.stdout.strip()

@@ -6,11 +6,12 @@ configured (a fresh CI checkout): the user's identity is used when there is one.
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
+from planeteer_action import gitrun
 from planeteer_action.errors import EXIT_TASKS_FAILED, PlaneteerError
 
+_NO_SIGNING = ("-c", "commit.gpgsign=false")
 _FALLBACK_IDENTITY = {"user.name": "Planeteer", "user.email": "planeteer@localhost"}
 
 
@@ -23,24 +24,12 @@ class GitFailed(PlaneteerError):
 def run_git(cwd: Path, *args: str, ok_codes: tuple[int, ...] = (0,)) -> tuple[int, str]:
     """(exit code, stdout without the trailing newline); any code outside `ok_codes` raises GitFailed."""
     try:
-        done = subprocess.run(
-            ["git", "-c", "commit.gpgsign=false", *args],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-            stdin=subprocess.DEVNULL,
-            # Out of the terminal's process group: a Ctrl-C stops planeteer cleanly, never a git half-way
-            # through writing an index (it would die with -2 and leave index.lock behind).
-            start_new_session=True,
-        )
-    except (OSError, subprocess.TimeoutExpired) as exc:
-        raise GitFailed(f"git {args[0]} could not run in {cwd}: {exc}; check that git is installed") from None
+        done = gitrun.run_git(cwd, args, pins=_NO_SIGNING, timeout=300)
+    except gitrun.GitNotRun as exc:
+        raise GitFailed(str(exc)) from None
     if done.returncode not in ok_codes:
-        reason = next((line for line in done.stderr.splitlines() if line.strip()), f"exit {done.returncode}")
-        raise GitFailed(f"git {' '.join(args[:2])} failed in {cwd}: {reason.strip()}")
-    return done.returncode, done.stdout.rstrip("\n")
+        raise GitFailed(f"git {' '.join(args[:2])} failed in {cwd}: {gitrun.first_line(done.stderr)}")
+    return done.returncode, gitrun.text(done.stdout).rstrip("\n")
 
 
 def git_out(cwd: Path, *args: str) -> str:
