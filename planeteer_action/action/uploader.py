@@ -265,7 +265,7 @@ class CheckpointUploader:
         packed.ledger.save(self._ledger_path)
         record.artifact, record.plan_sha256 = name, hashlib.sha256(packed.plan_bytes).hexdigest()
         record.cached = False
-        still_named = [other for other in record.uncached if other in head.segments()]
+        still_named = [other for other in record.uncached if other in head.segments() and self._own_segment(other)]
         record.uncached = still_named + ([name] if self._cache is not None else [])  # no copy of it yet
         record.save(self._record_path)
         named = {ref.sha256 for ref in head.pieces}
