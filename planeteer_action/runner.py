@@ -206,8 +206,9 @@ async def run_plan(
 ) -> RunOutcome:
     """Run the plan at `config.plan_path` to the end, or until interrupted. Raises PlaneteerError on bad input."""
     check_config(config)
+    options = _rule_options(config)
     # A bad plan, or bad rules, are refused before anything, even the lock file, is written.
-    rules = load_rules(load_plan(config.plan_path), config.working_directory, _rule_options(config))
+    load_rules(load_plan(config.plan_path), config.working_directory, options)
     lock = PlanLock(config.plan_path)
     lock.acquire()
     if lock.taken_over is not None:
@@ -215,8 +216,10 @@ async def run_plan(
         for listener in listeners:
             listener(LockTakenOver(pid=owner.pid, host=owner.host, since=owner.since))
     try:
-        # Read again under the lock: another run may have saved it since.
-        return await _run_locked(load_plan(config.plan_path), config, rules, listeners, choose)
+        # Read again under the lock: another run, or a hand edit, may have changed it since. The rules applied
+        # are this plan's, checked again: a problem found now is refused as before, and the lock file goes.
+        plan = load_plan(config.plan_path)
+        return await _run_locked(plan, config, load_rules(plan, config.working_directory, options), listeners, choose)
     finally:
         lock.release()
 

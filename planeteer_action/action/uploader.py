@@ -14,7 +14,7 @@ import json
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from planeteer_action.action.context import ActionContext
@@ -71,6 +71,10 @@ class UploadRecord:
     artifact: str | None = None
     plan_sha256: str | None = None
     cached: bool = False  # whether `artifact` also has a cache copy
+    # This attempt's segments without a cache copy that the newest head names (`artifact` too, until its copy is
+    # kept): their live pieces travel again (`CheckpointUploader._resent`), or a cache-only restore would miss them.
+    uncached: list[str] = field(default_factory=list)
+    failed_copies: int = 0  # cache copies that failed in a row
     attempt: int = 0  # the run attempt `uploads` counts for
     uploads: int = 0  # artifacts this attempt created (failed tries too: they count against the limit)
     uploaded_at: float | None = None  # when the newest of them was started (time.time())
@@ -174,7 +178,7 @@ class CheckpointUploader:
         current = hashlib.sha256(self._source.plan_path.read_bytes()).hexdigest()
         with self._cond:
             record = self._record
-            return current == record.plan_sha256 and (record.cached or self._cache is None)
+            return current == record.plan_sha256 and (self._cache is None or (record.cached and not record.uncached))
 
     def _next_request(self) -> bool:
         """Wait (holding the condition) until a request may go out now; False once closed with none that may."""
@@ -233,10 +237,10 @@ class CheckpointUploader:
     def _upload_once(self, final: bool) -> None:
         """One upload. A final one that compacted is followed by one more: the head before it stays the fallback
         until the next upload, and only then can the segments that head alone names go."""
-        if self._upload_segment(FINAL_LIMITS if final else RUN_LIMITS) and final:
-            self._upload_segment(FINAL_LIMITS)
+        if self._upload_segment(FINAL_LIMITS if final else RUN_LIMITS, final) and final:
+            self._upload_segment(FINAL_LIMITS, final)
 
-    def _upload_segment(self, limits: tuple[int, int]) -> bool:
+    def _upload_segment(self, limits: tuple[int, int], final: bool) -> bool:
         """Pack, compact, upload, prune and keep a cache copy; whether compaction moved pieces."""
         record, source = self._record, self._source
         # A failed create still reserves its name, so every try takes a new sequence number.
@@ -251,7 +255,7 @@ class CheckpointUploader:
         self._store.mkdir(parents=True, exist_ok=True)
         for sha, data in packed.pieces.items():
             write_atomic(self._store / sha, data)
-        head, moved = compact(packed.head, name, self._own_segment, limits)
+        head, moved = compact(packed.head, name, self._own_segment, limits, self._resent(final))
         pieces = {**packed.pieces, **{ref.sha256: (self._store / ref.sha256).read_bytes() for ref in moved}}
         segment = write_segment(head.to_bytes(source.key), pieces)
         self._artifacts.upload(name, segment)
@@ -261,20 +265,38 @@ class CheckpointUploader:
         packed.ledger.save(self._ledger_path)
         record.artifact, record.plan_sha256 = name, hashlib.sha256(packed.plan_bytes).hexdigest()
         record.cached = False
+        still_named = [other for other in record.uncached if other in head.segments() and self._own_segment(other)]
+        record.uncached = still_named + ([name] if self._cache is not None else [])  # no copy of it yet
         record.save(self._record_path)
         named = {ref.sha256 for ref in head.pieces}
         for path in self._store.iterdir():  # superseded pieces, and those of failed uploads, are not sent again
             if path.name not in named:
                 path.unlink(missing_ok=True)
         self._prune(deletable(self._own_artifacts(), head, name, previous))
-        if self._cache is not None:
-            key = cache_key(source.state_name, source.context.run_id, attempt, sequence)
-            try:
-                record.cached = self._cache.save(key, segment)
-            except ServiceError as exc:
-                self._warn(f"could not keep a cache copy of checkpoint {name}: {exc}")
-            record.save(self._record_path)
+        self._keep_cache_copy(name, sequence, segment)
         return bool(moved)
+
+    def _resent(self, final: bool) -> list[str]:
+        """The segments whose live pieces this upload carries again, because they have no cache copy. Once two
+        copies in a row have failed the cache looks down, and moving them at every upload would send them in
+        every upload: they wait for a copy that succeeds, or for the run's last upload."""
+        record = self._record
+        return record.uncached if final or record.failed_copies <= 1 else []
+
+    def _keep_cache_copy(self, name: str, sequence: int, segment: bytes) -> None:
+        """The segment's cache copy, under the key its artifact name gives; a failure is warned and recorded."""
+        if self._cache is None:
+            return
+        record, source = self._record, self._source
+        key = cache_key(source.state_name, source.context.run_id, source.context.run_attempt, sequence)
+        try:
+            record.cached = self._cache.save(key, segment)
+        except ServiceError as exc:
+            self._warn(f"could not keep a cache copy of checkpoint {name}: {exc}")
+        if record.cached:
+            record.uncached.remove(name)
+        record.failed_copies = 0 if record.cached else record.failed_copies + 1
+        record.save(self._record_path)
 
     def _own_segment(self, name: str) -> bool:
         """Whether `name` is a segment this attempt wrote, whose pieces are on this machine."""

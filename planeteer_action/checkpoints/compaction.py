@@ -6,7 +6,9 @@ this attempt (earlier attempts' cannot be deleted by this job, so moving their p
 the live pieces of the smallest ones (they are on this machine) are written again into the new segment,
 until it names a few less: small segments are many and cheap to move, the large ones (a finished task's
 work) rarely move. Rewriting is what costs, and alive artifacts cost nothing until the job ends, so the
-limit is loose during a run (`RUN_LIMITS`) and tight for the run's final checkpoint (`FINAL_LIMITS`).
+limit is loose during a run (`RUN_LIMITS`) and tight for the run's final checkpoint (`FINAL_LIMITS`). The
+uploader also moves, whatever the limits, the live pieces of segments whose cache copy failed, so that the
+heads with a cache copy name only segments that have one too.
 
 A re-run picks among the two newest heads of each attempt (`HEADS_PER_ATTEMPT`: the newest, and the
 fallback before it); older segments that are still alive only hold pieces. So a segment is deleted only
@@ -15,7 +17,7 @@ once neither of those two heads names it: no head a re-run could pick loses a pi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 
 from planeteer_action.checkpoints.segments import Head, PieceRef
 
@@ -26,17 +28,23 @@ HEADS_PER_ATTEMPT = 2
 
 
 def compact(
-    head: Head, segment: str, movable: Callable[[str], bool], limits: tuple[int, int] = RUN_LIMITS
+    head: Head,
+    segment: str,
+    movable: Callable[[str], bool],
+    limits: tuple[int, int] = RUN_LIMITS,
+    forced: Collection[str] = (),
 ) -> tuple[Head, list[PieceRef]]:
-    """The head with the pieces of the smallest movable segments moved into `segment`, and the refs moved (as
-    they were, so their bytes can be found)."""
+    """The head with the pieces of the smallest movable segments, and of the movable ones in `forced` (whatever
+    the limits), moved into `segment`, and the refs moved (as they were, so their bytes can be found)."""
     above, down_to = limits
     own = [name for name in head.segments() if name != segment and movable(name)]
-    if len(own) + 1 <= above:
+    must = {name for name in own if name in forced}
+    excess = len(own) + 1 - down_to if len(own) + 1 > above else 0
+    if not must and excess <= 0:
         return head, []
-    live = {name: sum(ref.size for ref in head.pieces if ref.segment == name) for name in own}
+    live = {name: sum(ref.size for ref in head.pieces if ref.segment == name) for name in own if name not in must}
     smallest = sorted((size, name) for name, size in live.items())
-    chosen = {name for _, name in smallest[: len(own) + 1 - down_to]}
+    chosen = must | {name for _, name in smallest[: max(0, excess - len(must))]}
     moved = [ref for ref in head.pieces if ref.segment in chosen]
     pieces = tuple(
         PieceRef(ref.sha256, ref.size, segment, ref.kind, ref.session) if ref.segment in chosen else ref
