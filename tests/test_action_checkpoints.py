@@ -70,6 +70,7 @@ def uploader(fake: FakeGitHubServices, tmp_path: Path, source: StubSource, warni
     return CheckpointUploader(source, artifacts, cache, tmp_path / "uploads.json", warnings.append)  # type: ignore[arg-type]
 
 
+@pytest.mark.usefixtures("every_checkpoint_an_artifact")
 def test_an_unexpected_error_is_a_warning_and_the_uploader_lives_on(fake: FakeGitHubServices, tmp_path: Path) -> None:
     plan = tmp_path / "plan.json"
     write_plan(plan, "first")
@@ -87,6 +88,7 @@ def test_an_unexpected_error_is_a_warning_and_the_uploader_lives_on(fake: FakeGi
     assert [a.name for a in fake.artifacts] == ["planeteer-stub-attempt001-seq000002"], warnings
 
 
+@pytest.mark.usefixtures("every_checkpoint_an_artifact")
 def test_every_segment_gets_its_cache_copy_and_superseded_segments_are_pruned(
     fake: FakeGitHubServices, tmp_path: Path
 ) -> None:
@@ -290,6 +292,7 @@ def test_sessions_that_cannot_be_written_stop_the_restore_before_the_work_is_put
     assert everything_below(tmp_path) == before
 
 
+@pytest.mark.usefixtures("every_checkpoint_an_artifact")  # the budget counts every checkpoint as an artifact
 def test_a_thousand_task_plan_stays_inside_its_artifact_budget_and_still_saves_its_last_state(
     fake: FakeGitHubServices, tmp_path: Path
 ) -> None:

@@ -604,15 +604,16 @@ def test_uploads_never_hold_up_the_tasks_failures_are_warnings_and_old_checkpoin
     handle = fake.handle
 
     def slow_first_create(method: str, host: str, target: str, headers: dict[str, str], body: bytes) -> Any:
-        if target.endswith("/CreateArtifact") and not first_create.is_set():
+        if target.endswith("/CreateCacheEntry") and not first_create.is_set():
             first_create.set()
-            time.sleep(2.5)  # a slow service: the first upload takes 2.5 s and then fails
+            time.sleep(2.5)  # a slow service: the first checkpoint's cache copy takes 2.5 s and then fails
         reply = handle(method, host, target, headers, body)
         answered.append((time.time(), target.rsplit("/", 1)[-1], reply.status if reply else 0))
         return reply
 
     fake.handle = slow_first_create  # type: ignore[method-assign]
-    fake.fail_next("CreateArtifact", 403)
+    fake.fail_next("CreateCacheEntry", 403)
+    fake.fail_next("CreateArtifact", 403)  # and the artifact that then carries that checkpoint instead
     # The built-in offline model, each task's first answer slowed down so that the run has several states.
     slowed = OfflineModelServer(script={t["id"]: [{"delay": 0.7}] for t in chain_plan()["tasks"]})
     with slowed as model:
@@ -626,31 +627,34 @@ def test_uploads_never_hold_up_the_tasks_failures_are_warnings_and_old_checkpoin
 
     assert (run.run.exit_code, run.finalize.exit_code) == (0, 0), describe(run)
     assert run.outputs["status"] == "complete" and run.outputs["done"] == "4"
+    no_copy = [w for w in run.warnings() if w.startswith("could not keep a cache copy of checkpoint")]
     failures = [w for w in run.warnings() if w.startswith("checkpoint upload failed (the next change will try again)")]
-    assert len(failures) == 1 and "CreateArtifact failed: HTTP 403" in failures[0], run.warnings()
+    assert len(no_copy) == 1 and len(failures) == 1 and "CreateArtifact failed: HTTP 403" in failures[0], run.warnings()
 
     # The tasks went on while the first upload hung: the second task started before it even failed.
-    failed_at = next(t for t, method, status in answered if method == "CreateArtifact" and status == 403)
+    failed_at = next(t for t, method, status in answered if method == "CreateCacheEntry" and status == 403)
     final = read_json(machine.workspace / PLAN_PATH)
     started = {t["id"]: datetime.fromisoformat(t["attempts"][0]["startedAt"]) for t in final["tasks"]}
     assert started["two"] < datetime.fromtimestamp(failed_at, UTC)
 
-    # Later checkpoints succeeded. Segments are deleted only once no head a re-run could pick names them (in a run
-    # this short every segment still holds a live piece; test_checkpoint_pieces prunes a longer one).
+    # Later checkpoints succeeded, in the cache; the run's last also as an artifact. Artifacts are deleted only
+    # once no head a re-run could pick names them (test_checkpoint_pieces prunes a longer run).
+    copies = [status for _, method, status in answered if method == "FinalizeCacheEntryUpload" and status == 200]
     finalized = [status for _, method, status in answered if method == "FinalizeArtifact" and status == 200]
     deleted = [status for _, method, status in answered if method == "DeleteArtifact" and status == 200]
     kept = sorted(a.name for a in fake.artifacts if a.finalized)
-    assert len(finalized) >= 3 and len(deleted) == len(finalized) - len(kept)
+    assert len(copies) >= 3 and len(finalized) >= 1 and len(deleted) == len(finalized) - len(kept)
     assert run.outputs["checkpoint-artifact"] == kept[-1] != artifact_name("plan-e2e-chain", 1, 1)
     rest = RunArtifacts(fake.rest_token, fake.repository, fake.api_url)
     segments = RunSegments("plan-e2e-chain", flow.run_id, rest, None, pytest.fail)
     for order, _, name in segments.heads(pytest.fail, None):
-        head = open_head(segments.fetch(name), name, order, None, "plan-e2e-chain", flow.run_id)
+        head = open_head(segments.head_segment(name, "artifact"), name, order, None, "plan-e2e-chain", flow.run_id)
         assert set(head.segments()) <= set(kept), name
-    # Every segment has its cache copy: each holds only what is new, and "Re-run all jobs" needs them all.
+    # Every checkpoint but the first has its cache copy: each holds only what is new, and "Re-run all jobs" needs
+    # them all (the first's pieces went into the next copy).
     cached = sorted(e.key for e in fake.cache_entries)
     assert cached == sorted(cache_key("plan-e2e-chain", flow.run_id, 1, int(key[-6:])) for key in cached)
-    assert len(cached) == len(finalized) and cached[-1].endswith(kept[-1])
+    assert len(cached) == len(copies) and cached[-1].endswith(kept[-1])
 
 
 def test_the_harness_reads_outputs_as_the_runner_does() -> None:

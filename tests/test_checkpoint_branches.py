@@ -24,7 +24,9 @@ from planeteer_action.checkpoints.fetch import open_head, open_pieces
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name, cache_key
 from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
+from planeteer_action.checkpoints.segments import read_segment
 from planeteer_action.checkpoints.workspace import WorkspaceChangesError
+from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
 from planeteer_action.github.cache import ActionsCache
 from planeteer_action.plan.model import Plan
 from planeteer_action.worktrees import names
@@ -142,7 +144,8 @@ def open_checkpoint(data: bytes) -> Checkpoint:
     """The checkpoint a segment of `checkpoint_bytes` holds, every piece checked, as a restore opens it."""
     name = artifact_name("x", 1, 1)
     head = open_head(data, name, (1, 1), None, None, RUN)
-    return assemble(head.meta, open_pieces(head, {name: data}, None))
+    copies = {("artifact", name): read_segment(data, DEFAULT_LIMITS)[1]}
+    return assemble(head.meta, open_pieces(head, copies, None, lambda ref: ("artifact", ref.segment)))
 
 
 @pytest.fixture

@@ -12,15 +12,17 @@ from fakes.github_services import ARTIFACT_BLOBS, CACHE_BLOBS, FakeGitHubService
 from test_checkpoint_pieces import KEY, PLAN_ID, RUN, STATE, Job, alive, checkpoint_of, content
 
 from planeteer_action.action.uploader import UploadRecord
-from planeteer_action.checkpoints.compaction import compact
 from planeteer_action.checkpoints.fetch import RunSegments
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name
+from planeteer_action.checkpoints.placement import resend
 from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
 from planeteer_action.checkpoints.segments import Head, PieceRef, read_segment
 from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
 from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifacts
+
+pytestmark = pytest.mark.usefixtures("every_checkpoint_an_artifact")
 
 
 def upload(job: Job) -> UploadRecord:
@@ -122,7 +124,7 @@ def test_the_runs_last_upload_carries_what_a_cache_outage_left_without_a_copy_an
     assert restored.name == record.artifact and plan.read_bytes() == job.snapshot()[0]
 
 
-def test_compaction_moves_the_forced_segments_pieces_below_its_limits_but_never_an_earlier_attempts() -> None:
+def test_a_piece_whose_cache_copy_failed_goes_into_the_next_cache_copy_and_stays_in_its_artifact() -> None:
     meta = CheckpointMeta(PLAN_ID, str(RUN), 2, 5, None, "2026-11-29T17:00:00.000Z", "plan.json")
     earlier, own = artifact_name(STATE, 1, 9), [artifact_name(STATE, 2, n) for n in range(1, 5)]
     new = artifact_name(STATE, 2, 5)
@@ -132,11 +134,10 @@ def test_compaction_moves_the_forced_segments_pieces_below_its_limits_but_never_
     def movable(name: str) -> bool:
         return "-attempt002-" in name
 
-    compacted, moved = compact(head, new, movable, (80, 70), forced=[own[2], earlier])
+    placed, resent = resend(head, new, [own[2], earlier], movable)
 
-    assert moved == [refs[3]]  # only the forced segment of this attempt, though far below the limits
-    assert compacted.segments() == [earlier, own[0], own[1], new, own[3]]
-    assert compact(head, new, movable, (80, 70)) == (head, [])
-    # Over the limits, a forced segment counts among those moved: only as many others move as the limits need.
-    _, both = compact(head, new, movable, (4, 3), forced=[own[3]])
-    assert {ref.segment for ref in both} == {own[3], own[0]}
+    assert resent == [refs[3]]  # only this attempt's: an earlier attempt's pieces are not on this machine
+    assert placed.pieces[3] == PieceRef(refs[3].sha256, refs[3].size, own[2], "bundle", None, new)
+    assert placed.pieces[3].cache_place == new and placed.segments() == head.segments()
+    assert [ref for n, ref in enumerate(placed.pieces) if n != 3] == [ref for n, ref in enumerate(refs) if n != 3]
+    assert resend(head, new, [], movable) == (head, [])

@@ -18,7 +18,7 @@ from planeteer_action.action import uploader as uploader_module
 from planeteer_action.action.context import ActionContext
 from planeteer_action.action.uploader import LEDGER, CheckpointSource, CheckpointUploader, UploadRecord
 from planeteer_action.checkpoints.archive import Checkpoint, assemble
-from planeteer_action.checkpoints.compaction import FINAL_LIMITS, compact, deletable
+from planeteer_action.checkpoints.compaction import FINAL_LIMITS, deletable, take_over, to_compact
 from planeteer_action.checkpoints.fetch import RunSegments, open_head, open_pieces
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name
@@ -32,6 +32,7 @@ from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifacts
 from planeteer_action.plan.session_ids import session_id_for
 
+pytestmark = pytest.mark.usefixtures("every_checkpoint_an_artifact")
 PLAN_ID = "plan-log"
 STATE = "plan-log"
 RUN = 7070
@@ -131,8 +132,8 @@ def checkpoint_of(segments: RunSegments, name: str, key: str | None) -> tuple[He
     """The checkpoint whose head is in segment `name`, every piece fetched and checked."""
     order = segments.order(name)
     assert order is not None
-    head = open_head(segments.fetch(name), name, order, key, PLAN_ID, RUN)
-    return head, assemble(head.meta, open_pieces(head, segments.fetch_all(head.segments()), key))
+    head = open_head(segments.head_segment(name, "artifact"), name, order, key, PLAN_ID, RUN)
+    return head, assemble(head.meta, open_pieces(head, segments.fetch_pieces(head), key, segments.place))
 
 
 def alive(fake: FakeGitHubServices) -> list[str]:
@@ -166,7 +167,12 @@ def test_every_head_of_a_run_restores_on_its_own_pruning_keeps_what_live_heads_n
             if len(names) > 1:  # the fallback before it, restored whole when it was the newest, lost no piece since
                 fallback = names[-2]
                 older = open_head(
-                    segments.fetch(fallback), fallback, segments.order(fallback) or (0, 0), key, PLAN_ID, RUN
+                    segments.head_segment(fallback, "artifact"),
+                    fallback,
+                    segments.order(fallback) or (0, 0),
+                    key,
+                    PLAN_ID,
+                    RUN,
                 )
                 assert set(older.segments()) | set(head.segments()) <= set(names)
         name = job.upload(final=True)  # the run's last: compacted to few segments, then one more head
@@ -194,7 +200,7 @@ def assert_unchanged_files_never_travelled_twice(job: Job, uploaded: list[str], 
     segments = RunSegments(STATE, RUN, None, job.cache, pytest.fail)  # every segment has its cache copy
     travelled: dict[str, int] = {}
     for name in uploaded:
-        for sha, data in read_segment(segments.fetch(name), DEFAULT_LIMITS)[1].items():
+        for sha, data in read_segment(segments.head_segment(name, "artifact"), DEFAULT_LIMITS)[1].items():
             piece = open_piece(data, key=key, expected_plan_id=PLAN_ID, expected_run_id=str(RUN))
             travelled[sha] = sum(len(d) for member, d in piece.members.items() if member.startswith("sessions/"))
     on_disk = sum(len(data) for files in job.snapshot()[1].values() for data in files.values())
@@ -359,14 +365,18 @@ def test_compaction_moves_the_smallest_of_this_attempts_segments_and_never_an_ea
     refs += [PieceRef(f"{100 + n:064x}", 1000 * (n + 1), name, "bundle") for n, name in enumerate(own)]
     head = Head(meta, tuple(refs))
 
-    compacted, moved = compact(head, new, lambda name: "-attempt002-" in name, (ABOVE, COMPACT_TO))
+    chosen = to_compact(head, new, lambda name: "-attempt002-" in name, (ABOVE, COMPACT_TO))
+    compacted, moved = take_over(head, new, chosen)
 
     assert {ref.segment for ref in moved} == set(own[: len(own) + 1 - COMPACT_TO])  # the smallest ones
     assert {name for name in compacted.segments() if "-attempt002-" in name} == {*own[-(COMPACT_TO - 1) :], new}
     assert [ref.sha256 for ref in compacted.pieces] == [ref.sha256 for ref in head.pieces]  # the same order
     assert {ref.segment for ref in compacted.pieces if ref.segment in earlier} == set(earlier)
     small = Head(meta, tuple(refs[:3] + refs[-3:]))
-    assert compact(small, new, lambda name: "-attempt002-" in name, (ABOVE, COMPACT_TO)) == (small, [])
+    assert to_compact(small, new, lambda name: "-attempt002-" in name, (ABOVE, COMPACT_TO)) == set()
+    # A moved piece's cache copy stays where it was: "Re-run all jobs" still finds it there.
+    assert all(ref.cache_place == own[n] for n, ref in enumerate(compacted.pieces[len(earlier) :]) if ref in moved)
+    assert {ref.cached_in for ref in compacted.pieces if ref.segment == new} == set(own[: len(own) + 1 - COMPACT_TO])
 
     previous = [own[0], own[1]]  # what the head before the newest named
     assert deletable([*own, new], compacted, new, previous) == sorted(

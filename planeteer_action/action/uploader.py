@@ -1,10 +1,11 @@
 """Checkpoints in a workflow: packed after every task state change and uploaded in the background, each
-upload one artifact (a segment: the new head and the pieces not uploaded before), with a cache copy of each
-segment that survives "Re-run all jobs".
+one a segment (the new head and the pieces not uploaded before) kept in the cache, which survives "Re-run
+all jobs", and at the checkpoints `placement` picks also uploaded as an artifact, which outlives the cache.
 
 At most one upload is in flight and one waits; a newer request replaces the waiting one (the upload reads
 the plan when it starts, so the newest state wins). How many go out, and how often, is rationed by
-`UploadBudget`, so that no plan exceeds GitHub's 500 artifacts per job; how many stay alive, by compaction.
+`UploadBudget`, so that no plan exceeds GitHub's 500 artifacts per job; how many stay alive, by `placement`
+and compaction.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from pathlib import Path
 
 from planeteer_action.action.context import ActionContext
 from planeteer_action.action.upload_budget import DEFAULT_BUDGET, UploadBudget
-from planeteer_action.checkpoints.compaction import FINAL_LIMITS, RUN_LIMITS, compact, deletable
+from planeteer_action.checkpoints.compaction import FINAL_LIMITS, RUN_LIMITS, deletable, take_over, to_compact
 from planeteer_action.checkpoints.naming import artifact_name, cache_key, parse_artifact_name
 from planeteer_action.checkpoints.packer import Ledger, Packed, PackSource, pack
-from planeteer_action.checkpoints.segments import write_segment
+from planeteer_action.checkpoints.placement import artifact_copy, artifact_due, cache_copy, resend, waiting_refs
+from planeteer_action.checkpoints.segments import Head, PieceRef, write_segment
 from planeteer_action.engine.events import Event, RunFinished, TaskDone, TaskFailed, TaskInterrupted, TaskStarted
 from planeteer_action.errors import PlaneteerError
 from planeteer_action.github._twirp import ServiceError
@@ -68,15 +70,17 @@ class UploadRecord:
     """Kept in the state folder so that the final `always()` step knows what already went out."""
 
     sequence: int = 0
-    artifact: str | None = None
-    plan_sha256: str | None = None
-    cached: bool = False  # whether `artifact` also has a cache copy
-    # This attempt's segments without a cache copy that the newest head names (`artifact` too, until its copy is
-    # kept): their live pieces travel again (`CheckpointUploader._resent`), or a cache-only restore would miss them.
+    plan_sha256: str | None = None  # the plan the newest checkpoint holds
+    cached: bool = False  # whether the newest checkpoint has its cache copy
+    # This attempt's segments without a cache copy that hold a piece of the newest head: their pieces travel
+    # again (`CheckpointUploader._resent`), or a cache-only restore would miss them.
     uncached: list[str] = field(default_factory=list)
     failed_copies: int = 0  # cache copies that failed in a row
+    artifact: str | None = None  # the newest checkpoint that also went out as an artifact
+    artifact_plan_sha256: str | None = None  # the plan it holds
+    artifact_at: float | None = None  # when it went out, or when this machine's first checkpoint did (time.time())
     attempt: int = 0  # the run attempt `uploads` counts for
-    uploads: int = 0  # artifacts this attempt created (failed tries too: they count against the limit)
+    uploads: int = 0  # checkpoints this attempt made (failed tries too: they count against the limit)
     uploaded_at: float | None = None  # when the newest of them was started (time.time())
 
     @classmethod
@@ -178,7 +182,8 @@ class CheckpointUploader:
         current = hashlib.sha256(self._source.plan_path.read_bytes()).hexdigest()
         with self._cond:
             record = self._record
-            return current == record.plan_sha256 and (self._cache is None or (record.cached and not record.uncached))
+            in_artifacts = current == record.artifact_plan_sha256
+            return in_artifacts and current == record.plan_sha256 and (self._cache is None or not record.uncached)
 
     def _next_request(self) -> bool:
         """Wait (holding the condition) until a request may go out now; False once closed with none that may."""
@@ -241,7 +246,8 @@ class CheckpointUploader:
             self._upload_segment(FINAL_LIMITS, final)
 
     def _upload_segment(self, limits: tuple[int, int], final: bool) -> bool:
-        """Pack, compact, upload, prune and keep a cache copy; whether compaction moved pieces."""
+        """Pack, keep the cache copy, and when `placement` says so upload the artifact (taking over what only
+        cache copies hold, compacting) and prune; whether compaction moved pieces."""
         record, source = self._record, self._source
         # A failed create still reserves its name, so every try takes a new sequence number.
         sequence = record.sequence + 1
@@ -255,26 +261,55 @@ class CheckpointUploader:
         self._store.mkdir(parents=True, exist_ok=True)
         for sha, data in packed.pieces.items():
             write_atomic(self._store / sha, data)
-        head, moved = compact(packed.head, name, self._own_segment, limits, self._resent(final))
-        pieces = {**packed.pieces, **{ref.sha256: (self._store / ref.sha256).read_bytes() for ref in moved}}
-        segment = write_segment(head.to_bytes(source.key), pieces)
-        self._artifacts.upload(name, segment)
-        # The head before this one (and its own segment) stays a restorable fallback until the next upload.
-        previous = [ref.segment for ref in ledger.head] + ([record.artifact] if record.artifact else [])
+        artifacts = set(ledger.artifacts)
+        if record.artifact_at is None:
+            record.artifact_at = time.time()  # what waits for an artifact waits from the first checkpoint
+        since = time.time() - record.artifact_at
+        as_artifact = (
+            self._cache is None or final or artifact_due(packed.head, name, artifacts, self._own_segment, since)
+        )
+        head, compacted = packed.head, list[PieceRef]()
+        if as_artifact:
+            head, compacted = self._take_over(head, name, artifacts, limits)
+        head, _ = resend(head, name, self._resent(final), self._own_segment)
+        head_bytes = head.to_bytes(source.key)
         packed.ledger.head = list(head.pieces)
+        record.plan_sha256 = hashlib.sha256(packed.plan_bytes).hexdigest()
+        cache_places = {ref.cache_place for ref in head.pieces}
+        record.uncached = [other for other in record.uncached if other in cache_places and self._own_segment(other)]
+        # The cache copy first: once it is in, the checkpoint is safe, whatever the artifact takes.
+        cache_segment = write_segment(head_bytes, self._pieces(cache_copy(head, name)))
+        if not self._keep_cache_copy(name, sequence, cache_segment):
+            as_artifact = True  # the only copy failed: an artifact carries this checkpoint instead
+        if as_artifact:
+            self._artifacts.upload(name, write_segment(head_bytes, self._pieces(artifact_copy(head, name))))
+            # The artifact head before this one (and its own segment) stays a restorable fallback until the next.
+            previous = [*ledger.artifact_head, *([record.artifact] if record.artifact else [])]
+            record.artifact, record.artifact_at, record.artifact_plan_sha256 = name, time.time(), record.plan_sha256
+            pruned = self._prune(deletable(self._own_artifacts(), head, name, previous))
+            packed.ledger.artifacts = sorted((artifacts | {name}) - set(pruned))
+            packed.ledger.artifact_head = head.segments()
         packed.ledger.save(self._ledger_path)
-        record.artifact, record.plan_sha256 = name, hashlib.sha256(packed.plan_bytes).hexdigest()
-        record.cached = False
-        still_named = [other for other in record.uncached if other in head.segments() and self._own_segment(other)]
-        record.uncached = still_named + ([name] if self._cache is not None else [])  # no copy of it yet
         record.save(self._record_path)
         named = {ref.sha256 for ref in head.pieces}
         for path in self._store.iterdir():  # superseded pieces, and those of failed uploads, are not sent again
             if path.name not in named:
                 path.unlink(missing_ok=True)
-        self._prune(deletable(self._own_artifacts(), head, name, previous))
-        self._keep_cache_copy(name, sequence, segment)
-        return bool(moved)
+        return bool(compacted)
+
+    def _take_over(
+        self, head: Head, name: str, artifacts: set[str], limits: tuple[int, int]
+    ) -> tuple[Head, list[PieceRef]]:
+        """The artifact `name`'s head: holding every piece that only cache copies held, then compacted; and the
+        refs compaction moved."""
+        waiting = {ref.segment for ref in waiting_refs(head, name, artifacts, self._own_segment)} - {name}
+        head, _ = take_over(head, name, waiting, self._record.uncached)
+        chosen = to_compact(head, name, lambda segment: segment in artifacts and self._own_segment(segment), limits)
+        return take_over(head, name, chosen, self._record.uncached)
+
+    def _pieces(self, shas: set[str]) -> dict[str, bytes]:
+        """The bytes of pieces this attempt packed, from the piece store."""
+        return {sha: (self._store / sha).read_bytes() for sha in sorted(shas)}
 
     def _resent(self, final: bool) -> list[str]:
         """The segments whose live pieces this upload carries again, because they have no cache copy. Once two
@@ -283,20 +318,23 @@ class CheckpointUploader:
         record = self._record
         return record.uncached if final or record.failed_copies <= 1 else []
 
-    def _keep_cache_copy(self, name: str, sequence: int, segment: bytes) -> None:
-        """The segment's cache copy, under the key its artifact name gives; a failure is warned and recorded."""
+    def _keep_cache_copy(self, name: str, sequence: int, segment: bytes) -> bool:
+        """The segment's cache copy, under the key its name gives; whether it was kept. A failure is warned and
+        recorded, so that its pieces go into a later copy (`_resent`)."""
         if self._cache is None:
-            return
+            return False
         record, source = self._record, self._source
         key = cache_key(source.state_name, source.context.run_id, source.context.run_attempt, sequence)
+        record.cached = False
         try:
             record.cached = self._cache.save(key, segment)
         except ServiceError as exc:
             self._warn(f"could not keep a cache copy of checkpoint {name}: {exc}")
-        if record.cached:
-            record.uncached.remove(name)
+        if not record.cached:
+            record.uncached.append(name)
         record.failed_copies = 0 if record.cached else record.failed_copies + 1
         record.save(self._record_path)
+        return record.cached
 
     def _own_segment(self, name: str) -> bool:
         """Whether `name` is a segment this attempt wrote, whose pieces are on this machine."""
@@ -306,12 +344,16 @@ class CheckpointUploader:
     def _own_artifacts(self) -> list[str]:
         return [ref.name for ref in self._artifacts.list(name_prefix="planeteer-") if self._own_segment(ref.name)]
 
-    def _prune(self, names: list[str]) -> None:
+    def _prune(self, names: list[str]) -> list[str]:
+        """Delete the artifacts `names`; the ones deleted."""
+        deleted = []
         for name in names:
             try:
                 self._artifacts.delete(name)
+                deleted.append(name)
             except ServiceError as exc:
                 self._warn(f"could not delete superseded checkpoint {name}: {exc}")
+        return deleted
 
 
 def _relative(path: Path, base: Path) -> str:

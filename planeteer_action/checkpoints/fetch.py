@@ -1,10 +1,12 @@
 """Fetching a checkpoint's segments and checking its pieces, strictly, before anything is put together.
 
 A run's segments are its artifacts (listed once over REST, for every attempt whose artifacts still exist)
-or, where an artifact is gone ("Re-run all jobs" deletes them), its cache copy. A head names the segments
-it needs; they are downloaded in parallel, each at most once and each capped at the archive limit. Every
-piece must then be where the head says, of the size and sha256 it gives, decrypt with the state-key, and be
-of the head's plan and run; a refusal names the piece and why.
+and their cache copies. A head names, for each piece, the segment that holds it and the one whose cache copy
+does; a piece is fetched from the artifact while it is there, else ("Re-run all jobs" deletes artifacts, and
+most checkpoints are only cache copies, `placement`) from that cache copy. The copies are downloaded in
+parallel, each at most once and each capped at the archive limit. Every piece must then be where the head
+says, of the size and sha256 it gives, decrypt with the state-key, and be of the head's plan and run; a
+refusal names the piece and why.
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from planeteer_action.checkpoints.compaction import HEADS_PER_ATTEMPT
 from planeteer_action.checkpoints.errors import CheckpointError, CheckpointInvalid
 from planeteer_action.checkpoints.naming import CACHE_KEY, cache_prefix, parse_artifact_name, segment_cache_key
 from planeteer_action.checkpoints.pieces import Piece, open_piece, piece_id
-from planeteer_action.checkpoints.segments import Head, read_segment
+from planeteer_action.checkpoints.segments import Head, PieceRef, read_segment
 from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.cache import ActionsCache
 from planeteer_action.github.run_artifacts import RunArtifact, RunArtifacts
 
 Warn = Callable[[str], None]
+Place = tuple[str, str]  # ("artifact" or "cache", segment name): one copy of a segment
 PARALLEL_DOWNLOADS = 8
 
 
@@ -35,7 +38,7 @@ class RunSegments:
         self.state_name, self.run_id = state_name, run_id
         self._rest, self._cache = rest, cache
         self._artifacts: dict[str, RunArtifact] = {}
-        self._fetched: dict[str, bytes] = {}
+        self._fetched: dict[Place, bytes] = {}
         self._cache_newest: tuple[str, bytes] | None = None  # what the cache's lookup by prefix found
         if rest is not None:
             try:
@@ -78,31 +81,40 @@ class RunSegments:
         """The segment whose head a restore tries, from where `heads` found it."""
         if origin == "cache" and self._cache_newest is not None and self._cache_newest[0] == name:
             return self._cache_newest[1]
-        return self.fetch(name)
+        return self.fetch(("artifact", name) if name in self._artifacts else ("cache", name))
 
-    def fetch(self, name: str) -> bytes:
-        """A segment's bytes: its artifact if listed, else its cache copy; each downloaded once."""
-        if name not in self._fetched:
+    def place(self, ref: PieceRef) -> Place:
+        """Where to fetch a piece: the artifact holding it while that is there, else the cache copy that does."""
+        if ref.segment in self._artifacts:
+            return "artifact", ref.segment
+        return "cache", ref.cache_place
+
+    def fetch(self, place: Place) -> bytes:
+        """One copy of a segment, downloaded once."""
+        if place not in self._fetched:
+            origin, name = place
             limit = DEFAULT_LIMITS.max_archive_bytes
             artifact = self._artifacts.get(name)
-            if artifact is not None and self._rest is not None:
-                data: bytes | None = self._rest.download(artifact.id, max_bytes=limit)
-            elif self._cache is not None:
+            data: bytes | None = None
+            if origin == "artifact" and artifact is not None and self._rest is not None:
+                data = self._rest.download(artifact.id, max_bytes=limit)
+            elif origin == "cache" and self._cache is not None:
                 entry = self._cache.restore(segment_cache_key(self.run_id, name), [], max_bytes=limit)
                 data = entry[1] if entry is not None else None
-            else:
-                data = None
             if data is None:
                 raise CheckpointInvalid(
                     f"its segment {name} is missing: neither its artifact nor its cache copy is there"
                 )
-            self._fetched[name] = data
-        return self._fetched[name]
+            self._fetched[place] = data
+        return self._fetched[place]
 
-    def fetch_all(self, names: list[str]) -> dict[str, bytes]:
-        """Several segments, downloaded in parallel."""
+    def fetch_pieces(self, head: Head) -> dict[Place, dict[str, bytes]]:
+        """The pieces (by sha256) of every segment copy the head's pieces are fetched from, downloaded in
+        parallel."""
+        places = list(dict.fromkeys(map(self.place, head.pieces)))
         with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="segment") as pool:
-            return dict(zip(names, pool.map(self.fetch, names), strict=True))
+            fetched = dict(zip(places, pool.map(self.fetch, places), strict=True))
+        return {place: read_segment(data, DEFAULT_LIMITS)[1] for place, data in fetched.items()}
 
 
 def open_head(
@@ -118,12 +130,13 @@ def open_head(
     return head
 
 
-def open_pieces(head: Head, segments: dict[str, bytes], key: str | None) -> list[Piece]:
-    """Every piece the head names, in its order, each checked on its own."""
-    contents = {name: read_segment(data, DEFAULT_LIMITS)[1] for name, data in segments.items()}
+def open_pieces(
+    head: Head, copies: dict[Place, dict[str, bytes]], key: str | None, place: Callable[[PieceRef], Place]
+) -> list[Piece]:
+    """Every piece the head names, in its order, each taken from the copy `place` gives and checked on its own."""
     opened = []
     for ref in head.pieces:
-        data = contents[ref.segment].get(ref.sha256)
+        data = copies.get(place(ref), {}).get(ref.sha256)
         if data is None:
             raise CheckpointInvalid(f"{ref.describe()} is missing: refused")
         if len(data) != ref.size or piece_id(data) != ref.sha256:

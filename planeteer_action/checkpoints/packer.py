@@ -42,6 +42,8 @@ class Ledger:
     files: dict[str, SentFile] = field(default_factory=dict)  # "<session id>/<relative path>" -> what went out
     final: set[str] = field(default_factory=set)  # sessions that are finished and went out whole
     tips: list[str] = field(default_factory=list)  # the commits the bundles so far carry (with their history)
+    artifacts: list[str] = field(default_factory=list)  # this run's segments that went out as artifacts, alive
+    artifact_head: list[str] = field(default_factory=list)  # the segments the newest artifact's head names
 
     @classmethod
     def load(cls, path: Path, run_id: str) -> Ledger:
@@ -54,6 +56,8 @@ class Ledger:
                 files={name: SentFile(s, m, bytes.fromhex(t)) for name, (s, m, t) in raw["files"].items()},
                 final=set(raw["final"]),
                 tips=list(raw["tips"]),
+                artifacts=list(raw["artifacts"]),
+                artifact_head=list(raw["artifact_head"]),
             )
         except (OSError, ValueError, TypeError, KeyError):
             return cls(run_id=run_id)
@@ -66,6 +70,8 @@ class Ledger:
             "files": {name: [f.size, f.mtime_ns, f.tail.hex()] for name, f in self.files.items()},
             "final": sorted(self.final),
             "tips": self.tips,
+            "artifacts": self.artifacts,
+            "artifact_head": self.artifact_head,
         }
         write_atomic(path, json.dumps(raw).encode())
 
@@ -112,7 +118,14 @@ def pack(source: PackSource, ledger: Ledger, attempt: int, sequence: int, segmen
     meta = CheckpointMeta(
         plan.id, ledger.run_id, attempt, sequence, source.base_commit, utc_now(), source.plan_path_shown
     )
-    after = dataclasses.replace(ledger, files=dict(ledger.files), final=set(ledger.final), tips=list(ledger.tips))
+    after = dataclasses.replace(
+        ledger,
+        files=dict(ledger.files),
+        final=set(ledger.final),
+        tips=list(ledger.tips),
+        artifacts=list(ledger.artifacts),
+        artifact_head=list(ledger.artifact_head),
+    )
     new: dict[str, bytes] = {}
 
     def add(

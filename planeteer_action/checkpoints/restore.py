@@ -93,7 +93,7 @@ def restore_checkpoint(
     for order, origin, name in candidates:
         try:
             head = open_head(segments.head_segment(name, origin), name, order, target.key, expected_plan_id, run_id)
-            pieces = open_pieces(head, segments.fetch_all(head.segments()), target.key)
+            pieces = open_pieces(head, segments.fetch_pieces(head), target.key, segments.place)
             checkpoint = assemble(head.meta, pieces)
             branches = _check_branches(checkpoint, target)
         except (CheckpointError, ServiceError) as exc:

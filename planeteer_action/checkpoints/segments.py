@@ -1,11 +1,12 @@
 """Heads and segments: what one checkpoint upload is.
 
-Each upload is one artifact, a segment: a zip of the new head and the pieces no earlier upload carried (and
-those compaction moves in). The head is a small piece of its own (sealed like every piece) listing every
-piece a restore needs, in the order they are put together: its sha256, its size, the segment that holds it,
-and what it is (the plan's state, a git bundle, or a session's files). So the head alone tells a restore what
-to fetch. A segment's cache copy is keyed by its artifact name (`naming.cache_key`), so the head names one
-place for both copies.
+Each upload is a segment: a zip of the new head and the pieces no earlier upload carried, kept as a cache
+copy (keyed by its name, `naming.cache_key`) and, at the checkpoints `placement` picks, also as an artifact
+of that name, with the pieces it takes over. The head is a small piece of its own (sealed like every piece)
+listing every piece a restore needs, in the order they are put together: its sha256, its size, the segment
+that holds it, the segment whose cache copy holds it when that is another one, and what it is (the plan's
+state, a git bundle, or a session's files). So the head alone tells a restore what to fetch, from either
+store.
 """
 
 from __future__ import annotations
@@ -38,6 +39,12 @@ class PieceRef:
     segment: str
     kind: str  # one of KINDS
     session: str | None = None  # the session whose files it holds (kind "session")
+    cached_in: str | None = None  # the segment whose cache copy holds it, when `segment`'s does not
+
+    @property
+    def cache_place(self) -> str:
+        """The segment whose cache copy holds it."""
+        return self.cached_in or self.segment
 
     def describe(self) -> str:
         what = f"session {self.session}" if self.session else self.kind
@@ -56,9 +63,11 @@ class Head:
         return list(dict.fromkeys(ref.segment for ref in self.pieces))
 
     def to_bytes(self, key: str | None) -> bytes:
-        segments = self.segments()
+        segments = list(dict.fromkeys([*self.segments(), *(ref.cache_place for ref in self.pieces)]))
+        index = {name: number for number, name in enumerate(segments)}
         listing = [
-            [ref.sha256, ref.size, segments.index(ref.segment), ref.kind, ref.session or ""] for ref in self.pieces
+            [ref.sha256, ref.size, index[ref.segment], ref.kind, ref.session or "", index[ref.cache_place]]
+            for ref in self.pieces
         ]
         body = json.dumps({"segments": segments, "pieces": listing}, separators=(",", ":")).encode()
         return build_piece(self.meta, {HEAD: body}, key)
@@ -80,7 +89,14 @@ class Head:
 
 
 def _piece_ref(item: Any, segments: Any, plan_id: str) -> PieceRef:
-    sha, size, index, kind, session = item
+    sha, size, index, kind, session, cached = item
+    if (
+        type(cached) is not int
+        or cached < 0
+        or not isinstance(segments[cached], str)
+        or not ARTIFACT_NAME.match(segments[cached])
+    ):
+        raise ValueError("malformed cache place")
     if (
         not isinstance(sha, str)
         or not SHA256.match(sha)
@@ -95,7 +111,8 @@ def _piece_ref(item: Any, segments: Any, plan_id: str) -> PieceRef:
         or (session and not belongs_to_plan(session, plan_id))
     ):
         raise ValueError("malformed piece entry")
-    return PieceRef(sha, size, segments[index], kind, session or None)
+    cached_in = segments[cached] if cached != index else None
+    return PieceRef(sha, size, segments[index], kind, session or None, cached_in)
 
 
 def write_segment(head: bytes, pieces: Mapping[str, bytes]) -> bytes:
