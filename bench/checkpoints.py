@@ -96,7 +96,7 @@ class MeteredServices(FakeGitHubServices):  # type: ignore[misc,unused-ignore]  
                 self._requests[-1] = dataclasses.replace(self._requests[-1], body=b"")
             kind = _kind(path)
             size = len(body) if method == "PUT" else (len(reply.body) if reply is not None else 0)
-            name = _artifact_name(body) if kind in ("CreateArtifact", "FinalizeArtifact") else ""
+            name = _segment_name(body) if kind in _NAMED else ""
             status = reply.status if reply is not None else 0
             self.seen.append(Seen(time.time(), time.monotonic(), method, kind, name, size, status))
         return reply
@@ -114,9 +114,14 @@ def _kind(path: str) -> str:
     return path.rsplit("/", 1)[-1] if path.startswith("/twirp/") else "rest"
 
 
-def _artifact_name(body: bytes) -> str:
+_NAMED = ("CreateArtifact", "FinalizeArtifact", "CreateCacheEntry", "FinalizeCacheEntryUpload")
+
+
+def _segment_name(body: bytes) -> str:
+    """What a twirp call names: an artifact's name, or a cache entry's key."""
     with contextlib.suppress(ValueError, AttributeError):
-        return str(json.loads(body).get("name", ""))
+        request = json.loads(body)
+        return str(request.get("name") or request.get("key", ""))
     return ""
 
 
@@ -234,7 +239,7 @@ def state_bytes(job: Job, machine: Machine) -> tuple[int, int]:
     return commits, sessions
 
 
-# Latency: from a task's TaskDone to the first artifact created after it being finalized
+# Latency: from a task's TaskDone to the first checkpoint begun after it being safe (its cache copy finalized)
 
 
 def done_times(stdout: str) -> dict[str, float]:
@@ -244,16 +249,17 @@ def done_times(stdout: str) -> dict[str, float]:
 
 
 def latencies(seen: list[Seen], done: dict[str, float]) -> list[tuple[float, float, int]]:
-    """(done time, seconds until an artifact created after it was finalized, that artifact's bytes), in order.
-    A lower bound: a checkpoint built just before a task was done but created just after it counts, lacking it."""
-    created = {s.name: s.wall for s in seen if s.kind == "CreateArtifact" and s.status == 200}
-    finalized = [(s.wall, s.name) for s in seen if s.kind == "FinalizeArtifact" and s.status == 200]
+    """(done time, seconds until a checkpoint begun after it was safe, that checkpoint's cache copy's bytes), in
+    order: every checkpoint's cache copy is its first copy (`placement`). A lower bound: a checkpoint built just
+    before a task was done but begun just after it counts, lacking it."""
+    created = {s.name: s.wall for s in seen if s.kind == "CreateCacheEntry" and s.status == 200}
+    finalized = [(s.wall, s.name) for s in seen if s.kind == "FinalizeCacheEntryUpload" and s.status == 200]
     sizes: dict[str, int] = {}
     current = ""
-    for s in seen:  # each artifact's blob PUTs follow its CreateArtifact on the uploader's one thread
-        if s.kind == "CreateArtifact":
+    for s in seen:  # each copy's blob PUTs follow its CreateCacheEntry on the uploader's one thread
+        if s.kind == "CreateCacheEntry":
             current = s.name
-        elif s.kind == "artifact-blob" and s.method == "PUT":
+        elif s.kind == "cache-blob" and s.method == "PUT":
             sizes[current] = sizes.get(current, 0) + s.size
     found = []
     for at in sorted(done.values()):
@@ -301,8 +307,8 @@ def _latency_rows(n: int, times: list[tuple[float, float, int]], results: Result
     late_size = statistics.median(b for _, _, b in late)
     results.add(
         FIG,
-        f"{n} tasks: TaskDone → next artifact finalized, median of first / last {quarter} tasks "
-        f"(artifacts {megabytes(early_size)} / {megabytes(late_size)})",
+        f"{n} tasks: TaskDone → next checkpoint safe in the cache, median of first / last {quarter} tasks "
+        f"(copies {megabytes(early_size)} / {megabytes(late_size)})",
         f"{secs(early_s)} / {secs(late_s)}",
         "late ≤ 1.5× early",
         late_s <= 1.5 * max(early_s, 0.05),
