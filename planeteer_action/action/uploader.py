@@ -279,8 +279,12 @@ class CheckpointUploader:
         record.uncached = [other for other in record.uncached if other in cache_places and self._own_segment(other)]
         # The cache copy first: once it is in, the checkpoint is safe, whatever the artifact takes.
         cache_segment = write_segment(head_bytes, self._pieces(cache_copy(head, name)))
-        if not self._keep_cache_copy(name, sequence, cache_segment):
-            as_artifact = True  # the only copy failed: an artifact carries this checkpoint instead
+        if not self._keep_cache_copy(name, sequence, cache_segment) and not as_artifact:
+            # The only copy failed: an artifact carries this checkpoint instead, whole, as every artifact does.
+            as_artifact = True
+            head, compacted = self._take_over(head, name, artifacts, limits)
+            head_bytes = head.to_bytes(source.key)
+            packed.ledger.head = list(head.pieces)
         if as_artifact:
             self._artifacts.upload(name, write_segment(head_bytes, self._pieces(artifact_copy(head, name))))
             # The artifact head before this one (and its own segment) stays a restorable fallback until the next.
