@@ -63,7 +63,7 @@ def checkpoint(job: Job, *, final: bool = False) -> tuple[str, UploadRecord]:
     assert job.uploader.flush(30)
     assert job.warnings == []
     record = UploadRecord.load(job.state / "uploads.json")
-    return artifact_name(STATE, 1, record.sequence), record
+    return artifact_name(STATE, job.attempt, record.sequence), record
 
 
 def travelled(fake: FakeGitHubServices, store: str) -> Counter[str]:
@@ -152,3 +152,40 @@ def test_without_a_cache_to_write_every_checkpoint_is_an_artifact(fake: FakeGitH
     finally:
         job.close()
     assert fake.cache_entries == []
+
+
+def test_a_lost_runner_resumes_from_the_cache_head_newer_than_any_artifact_and_builds_on_its_pieces(
+    fake: FakeGitHubServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(placement, "MIN_ARTIFACT_STEP", 20_000)
+    first = Job(fake, tmp_path, 1, KEY)
+    first.start(restore=False)
+    try:
+        first.step(0)
+        newest, record = checkpoint(first)
+        number = 1
+        while number < 12 or record.artifact == newest:  # lost once the cache holds more than the artifacts
+            first.step(number)
+            newest, record = checkpoint(first)
+            number += 1
+        assert record.artifact is not None  # and no final checkpoint: the runner is gone
+    finally:
+        first.close()
+
+    second = Job(fake, tmp_path, 2, KEY)  # "Re-run failed jobs"
+    second.start(restore=True)  # asserts that it restored; from the newest head, the cache's:
+    assert content(checkpoint_of(RunSegments(STATE, RUN, None, second.cache, pytest.fail), newest, KEY)[1]) == (
+        second.snapshot()
+    )
+    try:
+        for later in range(number, 3 * TASKS):
+            second.step(later)
+            checkpoint(second)
+        last, _ = checkpoint(second, final=True)
+    finally:
+        second.close()
+    assert "-attempt002-" in last and alive(fake)[-1] == last
+    cache_only = RunSegments(STATE, RUN, None, second.cache, pytest.fail)
+    head, restored = checkpoint_of(cache_only, last, KEY)
+    assert content(restored) == second.snapshot()
+    assert {segment.split("-attempt")[1][:3] for segment in head.segments()} == {"001", "002"}
