@@ -16,7 +16,7 @@ from fakes.github_services import FakeGitHubServices
 
 from planeteer_action.action import uploader as uploader_module
 from planeteer_action.action.context import ActionContext
-from planeteer_action.action.uploader import LEDGER, CheckpointSource, CheckpointUploader, UploadRecord
+from planeteer_action.action.uploader import LEDGER, CheckpointSource, CheckpointUploader, UploadRecord, build_on
 from planeteer_action.checkpoints.archive import Checkpoint, assemble
 from planeteer_action.checkpoints.compaction import FINAL_LIMITS, deletable, take_over, to_compact
 from planeteer_action.checkpoints.fetch import RunSegments, open_head, open_pieces
@@ -67,7 +67,7 @@ class Job:
                 STATE, RUN, PLAN_ID, rest, self.cache, target, self.warnings.append, before_attempt=self.attempt
             )
             assert restored is not None and restored.head and restored.checkpoint, self.warnings
-            Ledger.after_restore(restored.head, restored.checkpoint, self.home).save(self.state / LEDGER)
+            build_on(restored, self.home, self.state / "uploads.json")
         else:
             tasks = [{"id": f"t{n}", "title": f"Task {n}"} for n in range(TASKS)]
             self.plan_path.write_text(json.dumps({"id": PLAN_ID, "name": "Log", "tasks": tasks}))

@@ -26,8 +26,9 @@ NEW = artifact_name(STATE, 2, 9)
 META = CheckpointMeta(PLAN_ID, str(RUN), 2, 9, None, "2026-11-29T19:00:00.000Z", "plan.json")
 
 
-def own(name: str) -> bool:
-    return "-attempt002-" in name
+def on_hand(ref: PieceRef) -> bool:
+    """This attempt's pieces are on this machine; an earlier attempt's artifact's are not."""
+    return "-attempt002-" in ref.segment
 
 
 def head_of(*pieces: tuple[int, str]) -> Head:
@@ -53,7 +54,7 @@ def test_an_artifact_is_due_when_what_waits_for_one_grows_to_half_of_what_artifa
 ) -> None:
     names = {"A": artifact_name(STATE, 2, 1), "B": artifact_name(STATE, 2, 2), "E": artifact_name(STATE, 1, 7)}
     head = head_of(*[(size, names.get(segment, segment)) for size, segment in pieces])
-    assert artifact_due(head, NEW, {names[a] for a in artifacts}, own, since) is due
+    assert artifact_due(head, NEW, {names[a] for a in artifacts}, on_hand, since) is due
 
 
 def checkpoint(job: Job, *, final: bool = False) -> tuple[str, UploadRecord]:
@@ -189,3 +190,9 @@ def test_a_lost_runner_resumes_from_the_cache_head_newer_than_any_artifact_and_b
     head, restored = checkpoint_of(cache_only, last, KEY)
     assert content(restored) == second.snapshot()
     assert {segment.split("-attempt")[1][:3] for segment in head.segments()} == {"001", "002"}
+    # And whole in artifacts alone, as `planeteer pull` reads it outside a workflow: attempt 2's last artifact
+    # took over what attempt 1 had only in cache copies (the restore left those pieces in the piece store).
+    rest = RunArtifacts(fake.rest_token, fake.repository, fake.api_url)
+    head, restored = checkpoint_of(RunSegments(STATE, RUN, rest, None, pytest.fail), last, KEY)
+    assert content(restored) == second.snapshot()
+    assert set(head.segments()) <= set(alive(fake))

@@ -23,7 +23,7 @@ from planeteer_action.action.context import ActionContext, step_variables
 from planeteer_action.action.delivery import action_deliverer, delivery_outputs
 from planeteer_action.action.inputs import ActionInputs, mask_mcp_values, mask_secrets, read_inputs
 from planeteer_action.action.report import ActionLog, outputs, set_outputs, summary_markdown
-from planeteer_action.action.uploader import LEDGER, CheckpointSource, CheckpointUploader, UploadRecord
+from planeteer_action.action.uploader import LEDGER, CheckpointSource, CheckpointUploader, UploadRecord, build_on
 from planeteer_action.checkpoints.naming import default_state_name
 from planeteer_action.checkpoints.packer import Ledger
 from planeteer_action.checkpoints.restore import Restored, RestoreTarget, restore_checkpoint
@@ -182,12 +182,11 @@ def _restore(
 
 
 def _start_ledger(context: ActionContext, state: StepState, restored: Restored | None) -> None:
-    """What this attempt's uploads build on: the pieces of the head just put back when it is of this run (they
-    need not travel again), else nothing."""
-    ledger = Ledger(run_id=str(context.run_id))
-    if restored is not None and restored.run_id == context.run_id and restored.head and restored.checkpoint:
-        ledger = Ledger.after_restore(restored.head, restored.checkpoint, state.copilot_home)
-    ledger.save(state.ledger)
+    """What this attempt's uploads build on: the head just put back when it is of this run, else nothing."""
+    if restored is not None and restored.run_id == context.run_id:
+        build_on(restored, state.copilot_home, state.uploads)
+    else:
+        Ledger(run_id=str(context.run_id)).save(state.ledger)
 
 
 def _run_config(inputs: ActionInputs, state: StepState, restored: Restored | None) -> RunConfig:

@@ -24,6 +24,7 @@ from planeteer_action.checkpoints.compaction import FINAL_LIMITS, RUN_LIMITS, de
 from planeteer_action.checkpoints.naming import artifact_name, cache_key, parse_artifact_name
 from planeteer_action.checkpoints.packer import Ledger, Packed, PackSource, pack
 from planeteer_action.checkpoints.placement import artifact_copy, artifact_due, cache_copy, resend, waiting_refs
+from planeteer_action.checkpoints.restore import Restored
 from planeteer_action.checkpoints.segments import Head, PieceRef, write_segment
 from planeteer_action.engine.events import Event, RunFinished, TaskDone, TaskFailed, TaskInterrupted, TaskStarted
 from planeteer_action.errors import PlaneteerError
@@ -265,9 +266,7 @@ class CheckpointUploader:
         if record.artifact_at is None:
             record.artifact_at = time.time()  # what waits for an artifact waits from the first checkpoint
         since = time.time() - record.artifact_at
-        as_artifact = (
-            self._cache is None or final or artifact_due(packed.head, name, artifacts, self._own_segment, since)
-        )
+        as_artifact = self._cache is None or final or artifact_due(packed.head, name, artifacts, self._on_hand, since)
         head, compacted = packed.head, list[PieceRef]()
         if as_artifact:
             head, compacted = self._take_over(head, name, artifacts, limits)
@@ -306,10 +305,14 @@ class CheckpointUploader:
     ) -> tuple[Head, list[PieceRef]]:
         """The artifact `name`'s head: holding every piece that only cache copies held, then compacted; and the
         refs compaction moved."""
-        waiting = {ref.segment for ref in waiting_refs(head, name, artifacts, self._own_segment)} - {name}
+        waiting = {ref.segment for ref in waiting_refs(head, name, artifacts, self._on_hand)} - {name}
         head, _ = take_over(head, name, waiting, self._record.uncached)
         chosen = to_compact(head, name, lambda segment: segment in artifacts and self._own_segment(segment), limits)
         return take_over(head, name, chosen, self._record.uncached)
+
+    def _on_hand(self, ref: PieceRef) -> bool:
+        """Whether the piece's bytes are in the piece store: this attempt's pieces, and a restore's."""
+        return (self._store / ref.sha256).is_file()
 
     def _pieces(self, shas: set[str]) -> dict[str, bytes]:
         """The bytes of pieces this attempt packed, from the piece store."""
@@ -358,6 +361,20 @@ class CheckpointUploader:
             except ServiceError as exc:
                 self._warn(f"could not delete superseded checkpoint {name}: {exc}")
         return deleted
+
+
+def build_on(restored: Restored, copilot_home: Path, record_path: Path) -> None:
+    """Let this attempt's uploads build on a head just put back: its pieces travelled already (the ledger says
+    so), and those no artifact holds go into the piece store, for this attempt's artifacts to take over."""
+    if restored.head is None or restored.checkpoint is None:
+        return
+    ledger = Ledger.after_restore(restored.head, restored.checkpoint, copilot_home, restored.artifacts)
+    store = record_path.with_name(PIECE_STORE)
+    store.mkdir(parents=True, exist_ok=True)
+    for ref in restored.head.pieces:
+        if ref.segment not in restored.artifacts:
+            write_atomic(store / ref.sha256, restored.pieces[ref.sha256])
+    ledger.save(record_path.with_name(LEDGER))
 
 
 def _relative(path: Path, base: Path) -> str:

@@ -83,6 +83,10 @@ class RunSegments:
             return self._cache_newest[1]
         return self.fetch(("artifact", name) if name in self._artifacts else ("cache", name))
 
+    def is_artifact(self, name: str) -> bool:
+        """Whether the segment `name` is one of the run's artifacts (listed, not expired)."""
+        return name in self._artifacts
+
     def place(self, ref: PieceRef) -> Place:
         """Where to fetch a piece: the artifact holding it while that is there, else the cache copy that does."""
         if ref.segment in self._artifacts:

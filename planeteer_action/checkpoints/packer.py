@@ -76,8 +76,9 @@ class Ledger:
         write_atomic(path, json.dumps(raw).encode())
 
     @classmethod
-    def after_restore(cls, head: Head, checkpoint: Checkpoint, copilot_home: Path) -> Ledger:
-        """The ledger of a run whose `head` was just put back here: its pieces travelled already."""
+    def after_restore(cls, head: Head, checkpoint: Checkpoint, copilot_home: Path, artifacts: Sequence[str]) -> Ledger:
+        """The ledger of a run whose `head` was just put back here: its pieces travelled already, and its
+        segments `artifacts` are artifacts."""
         files: dict[str, SentFile] = {}
         for session_id in checkpoint.session_ids:
             folder = copilot_home / "session-state" / session_id
@@ -85,7 +86,7 @@ class Ledger:
                 files[f"{session_id}/{relative}"] = sent
         tips = checkpoint.branches.commits() if checkpoint.branches else []
         # Finished sessions become final once a checkpoint finds them unchanged here: one look at their files.
-        return cls(head.meta.run_id, list(head.pieces), files, set(), tips)
+        return cls(head.meta.run_id, list(head.pieces), files, set(), tips, list(artifacts))
 
 
 @dataclass(frozen=True)

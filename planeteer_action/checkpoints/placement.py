@@ -24,25 +24,24 @@ ARTIFACT_INTERVAL = 20 * 60.0
 
 
 def artifact_due(
-    head: Head, segment: str, artifacts: Collection[str], movable: Callable[[str], bool], since_artifact: float
+    head: Head, segment: str, artifacts: Collection[str], on_hand: Callable[[PieceRef], bool], since_artifact: float
 ) -> bool:
     """Whether the checkpoint of `head` in `segment` should also go out as an artifact (not counting the run's
-    last and a job without cache, which always do): `artifacts` are this run's segments that did, `movable`
-    says which segments' pieces are on this machine, `since_artifact` is the time since the last one did."""
-    waiting = sum(ref.size for ref in waiting_refs(head, segment, artifacts, movable))
-    held = sum(ref.size for ref in head.pieces if ref.segment in artifacts or not movable(ref.segment))
-    return waiting >= max(MIN_ARTIFACT_STEP, ARTIFACT_STEP * held) or (
-        waiting > 0 and since_artifact >= ARTIFACT_INTERVAL
-    )
+    last and a job without cache, which always do): `artifacts` are this run's segments that did, `on_hand`
+    says whether a piece's bytes are on this machine, `since_artifact` is the time since the last one did."""
+    waiting = sum(ref.size for ref in waiting_refs(head, segment, artifacts, on_hand))
+    held = sum(ref.size for ref in head.pieces) - waiting
+    due = waiting >= max(MIN_ARTIFACT_STEP, ARTIFACT_STEP * held)
+    return due or (waiting > 0 and since_artifact >= ARTIFACT_INTERVAL)
 
 
 def waiting_refs(
-    head: Head, segment: str, artifacts: Collection[str], movable: Callable[[str], bool]
+    head: Head, segment: str, artifacts: Collection[str], on_hand: Callable[[PieceRef], bool]
 ) -> list[PieceRef]:
-    """The pieces no artifact holds yet that an artifact of `segment` would take over."""
-    return [
-        ref for ref in head.pieces if ref.segment not in artifacts and (ref.segment == segment or movable(ref.segment))
-    ]
+    """The pieces no artifact holds yet that an artifact of `segment` would take over: those of the segments
+    whose every piece is on this machine (this attempt's, and those a restore fetched from cache copies)."""
+    away = {ref.segment for ref in head.pieces if not on_hand(ref)} - {segment}
+    return [ref for ref in head.pieces if ref.segment not in artifacts and ref.segment not in away]
 
 
 def resend(

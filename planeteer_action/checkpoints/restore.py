@@ -10,7 +10,7 @@ of the same repository, and says so elsewhere. Old single-zip checkpoints (befor
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,10 @@ class Restored:
     branches: list[str] = field(default_factory=list)  # with worktree isolation: the branches put back
     head: Head | None = field(default=None, repr=False, compare=False)  # what the next uploads build on
     checkpoint: Checkpoint | None = field(default=None, repr=False, compare=False)
+    # The head's pieces as fetched (sha256 -> bytes), and its segments that are artifacts: what the next
+    # attempt's artifacts take over, and what they need not.
+    pieces: Mapping[str, bytes] = field(default_factory=dict, repr=False, compare=False)
+    artifacts: tuple[str, ...] = field(default=(), repr=False, compare=False)
 
     def describe(self) -> str:
         work = f"{len(self.branches)} branch(es)" if self.branches else f"{len(self.changed_paths)} changed file(s)"
@@ -51,7 +55,7 @@ class Restored:
         )
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if k not in ("head", "checkpoint")}
+        return {k: v for k, v in self.__dict__.items() if k not in ("head", "checkpoint", "pieces", "artifacts")}
 
 
 @dataclass(frozen=True)
@@ -93,15 +97,17 @@ def restore_checkpoint(
     for order, origin, name in candidates:
         try:
             head = open_head(segments.head_segment(name, origin), name, order, target.key, expected_plan_id, run_id)
-            pieces = open_pieces(head, segments.fetch_pieces(head), target.key, segments.place)
-            checkpoint = assemble(head.meta, pieces)
+            copies = segments.fetch_pieces(head)
+            checkpoint = assemble(head.meta, open_pieces(head, copies, target.key, segments.place))
             branches = _check_branches(checkpoint, target)
         except (CheckpointError, ServiceError) as exc:
             warn(f"checkpoint {name} from the {origin} refused: {exc}")
             continue
         sessions, changed, refs = _put_back(checkpoint, name, target, warn, branches)
         base = checkpoint.meta.base_commit
-        return Restored(name, origin, run_id, *order, sessions, changed, base, refs, head, checkpoint)
+        raw = {ref.sha256: copies[segments.place(ref)][ref.sha256] for ref in head.pieces}
+        artifacts = tuple(segment for segment in head.segments() if segments.is_artifact(segment))
+        return Restored(name, origin, run_id, *order, sessions, changed, base, refs, head, checkpoint, raw, artifacts)
     warn("no usable checkpoint: starting from the plan file in the repository")
     return None
 
