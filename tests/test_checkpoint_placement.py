@@ -4,11 +4,11 @@ copies alone (what "Re-run all jobs" has), and no piece travels twice to either 
 
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 
 import pytest
 from fakes.github_services import ARTIFACT_BLOBS, CACHE_BLOBS, FakeGitHubServices
+from test_checkpoint_cache_copies import travels
 from test_checkpoint_pieces import KEY, PLAN_ID, RUN, STATE, TASKS, Job, Snapshot, alive, checkpoint_of, content
 
 from planeteer_action.action.uploader import UploadRecord
@@ -17,8 +17,7 @@ from planeteer_action.checkpoints.fetch import RunSegments
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name
 from planeteer_action.checkpoints.placement import ARTIFACT_INTERVAL, MIN_ARTIFACT_STEP, artifact_due
-from planeteer_action.checkpoints.segments import Head, PieceRef, read_segment
-from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
+from planeteer_action.checkpoints.segments import Head, PieceRef
 from planeteer_action.github.run_artifacts import RunArtifacts
 
 MIB = 1024 * 1024
@@ -67,15 +66,6 @@ def checkpoint(job: Job, *, final: bool = False) -> tuple[str, UploadRecord]:
     return artifact_name(STATE, job.attempt, record.sequence), record
 
 
-def travelled(fake: FakeGitHubServices, store: str) -> Counter[str]:
-    """How many of the segments uploaded to a store's blobs carried each piece."""
-    counts: Counter[str] = Counter()
-    for request in fake.requests:
-        if request.method == "PUT" and request.path.startswith(store) and 200 <= request.status < 300:
-            counts.update(read_segment(request.body, DEFAULT_LIMITS)[1].keys())
-    return counts
-
-
 def test_artifacts_come_in_growing_steps_each_whole_in_artifacts_and_every_checkpoint_whole_in_the_cache(
     fake: FakeGitHubServices, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,8 +100,8 @@ def test_artifacts_come_in_growing_steps_each_whole_in_artifacts_and_every_check
         _, restored = checkpoint_of(RunSegments(STATE, RUN, None, job.cache, pytest.fail), name, KEY)
         assert content(restored) == snapshot
     # Each piece went once into an artifact and once into a cache copy.
-    assert max(travelled(fake, ARTIFACT_BLOBS).values()) == 1
-    assert max(travelled(fake, CACHE_BLOBS).values()) == 1
+    assert max(travels(fake, ARTIFACT_BLOBS).values()) == 1
+    assert max(travels(fake, CACHE_BLOBS).values()) == 1
 
 
 def test_a_checkpoint_whose_only_copy_failed_goes_out_as_an_artifact(fake: FakeGitHubServices, tmp_path: Path) -> None:
