@@ -12,7 +12,7 @@ import random
 from pathlib import Path
 
 import pytest
-from fakes.github_services import FakeGitHubServices
+from fakes.github_services import CACHE_BLOBS, FakeGitHubServices
 
 from planeteer_action.action import uploader as uploader_module
 from planeteer_action.action.context import ActionContext
@@ -249,6 +249,29 @@ def test_a_head_of_attempt_two_builds_on_attempt_one_and_the_cache_alone_rebuild
         for folder in (home / "session-state").iterdir()
     }
     assert restored_sessions == second.snapshot()[1]
+
+
+def test_a_restore_downloads_what_its_head_names_and_not_the_cache_copy_of_a_head_it_takes_from_an_artifact(
+    fake: FakeGitHubServices, tmp_path: Path
+) -> None:
+    """The cache's newest entry is looked up to know its name; its bytes are fetched only if its head is tried."""
+    first = Job(fake, tmp_path, 1, KEY)
+    first.start(restore=False)
+    try:
+        for number in range(7):
+            first.step(number)
+            first.upload()
+    finally:
+        first.close()
+    before = len(fake.requests)
+
+    second = Job(fake, tmp_path, 2, KEY)
+    second.start(restore=True)
+    second.close()
+
+    downloads = [r.path for r in fake.requests[before:] if r.method == "GET" and r.path.startswith(CACHE_BLOBS)]
+    assert downloads == [] and second.warnings == []
+    assert second.snapshot() == first.snapshot()
 
 
 def test_the_piece_store_keeps_only_what_the_newest_head_names(fake: FakeGitHubServices, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from planeteer_action.checkpoints.pieces import Piece, open_piece, piece_id
 from planeteer_action.checkpoints.segments import Head, read_segment
 from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
 from planeteer_action.github._twirp import ServiceError
-from planeteer_action.github.cache import ActionsCache
+from planeteer_action.github.cache import ActionsCache, CacheHit
 from planeteer_action.github.run_artifacts import RunArtifact, RunArtifacts
 
 Warn = Callable[[str], None]
@@ -36,7 +36,7 @@ class RunSegments:
         self._rest, self._cache = rest, cache
         self._artifacts: dict[str, RunArtifact] = {}
         self._fetched: dict[str, bytes] = {}
-        self._cache_newest: tuple[str, bytes] | None = None  # what the cache's lookup by prefix found
+        self._cache_newest: tuple[str, CacheHit] | None = None  # what the cache's lookup by prefix found
         if rest is not None:
             try:
                 listed = rest.list(run_id, name_prefix="planeteer-")
@@ -51,7 +51,7 @@ class RunSegments:
     def heads(self, warn: Warn, before_attempt: int | None) -> list[tuple[tuple[int, int], str, str]]:
         """The segments whose heads a restore may pick, as ((attempt, sequence), origin, name), newest first: the
         two newest of each attempt's artifacts (older ones only hold pieces, `compaction`), and the cache's
-        newest segment (there is no listing of cache entries)."""
+        newest segment (there is no listing of cache entries; it is looked up here, downloaded when tried)."""
         newest: dict[int, list[tuple[int, int]]] = {}
         for order in filter(None, map(self.order, self._artifacts)):
             newest.setdefault(order[0], []).append(order)
@@ -60,14 +60,13 @@ class RunSegments:
         if self._cache is not None:
             try:
                 prefix = cache_prefix(self.state_name, self.run_id)
-                entry = self._cache.restore(prefix + "-latest", [prefix], max_bytes=DEFAULT_LIMITS.max_archive_bytes)
+                hit = self._cache.find(prefix + "-latest", [prefix])  # downloaded only if its head is tried
             except ServiceError as exc:
                 warn(f"could not read the cached checkpoint of run {self.run_id}: {exc}")
-                entry = None
-            match = CACHE_KEY.search(entry[0]) if entry is not None else None
-            if entry is not None and match:
-                name = entry[0].removeprefix(f"planeteer-run{self.run_id}-")
-                self._cache_newest = (name, entry[1])
+                hit = None
+            if hit is not None and CACHE_KEY.search(hit.key):
+                name = hit.key.removeprefix(f"planeteer-run{self.run_id}-")
+                self._cache_newest = (name, hit)
                 found.append((self.order(name), "cache", name))
         candidates = [(order, origin, name) for order, origin, name in found if order is not None]
         if before_attempt is not None:
@@ -76,8 +75,8 @@ class RunSegments:
 
     def head_segment(self, name: str, origin: str) -> bytes:
         """The segment whose head a restore tries, from where `heads` found it."""
-        if origin == "cache" and self._cache_newest is not None and self._cache_newest[0] == name:
-            return self._cache_newest[1]
+        if origin == "cache" and self._cache is not None and self._cache_newest and self._cache_newest[0] == name:
+            return self._cache.download(self._cache_newest[1], max_bytes=DEFAULT_LIMITS.max_archive_bytes)
         return self.fetch(name)
 
     def fetch(self, name: str) -> bytes:
