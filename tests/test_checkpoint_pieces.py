@@ -19,6 +19,7 @@ from planeteer_action.action.context import ActionContext
 from planeteer_action.action.uploader import LEDGER, CheckpointSource, CheckpointUploader, UploadRecord
 from planeteer_action.checkpoints.archive import Checkpoint, assemble
 from planeteer_action.checkpoints.compaction import FINAL_LIMITS, compact, deletable
+from planeteer_action.checkpoints.errors import CheckpointInvalid
 from planeteer_action.checkpoints.fetch import RunSegments, open_head, open_pieces
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name
@@ -365,6 +366,31 @@ def test_a_forged_piece_is_refused_by_name_and_the_run_falls_back_to_the_reposit
     )
     assert reason in warnings[0], warnings[0]
     assert warnings[-1] == "no usable checkpoint: starting from the plan file in the repository"
+
+
+def test_a_damaged_segment_still_shows_its_head_and_is_refused_once_its_pieces_are_opened(
+    fake: FakeGitHubServices, tmp_path: Path
+) -> None:
+    """A restore reads a head alone, to start fetching what it names; every other member's bytes are checked
+    when the pieces are opened, still before anything is put back."""
+    data = bytearray(forged_segment("tampered", None))
+    stored_piece = data.rindex(b"PK\x03\x04")  # the last local member: the piece, stored after the head
+    data[stored_piece + 200] ^= 1  # past its local header: the zip's own checksum no longer matches
+    segment = artifact_name(STATE, 1, 1)
+
+    head = open_head(bytes(data), segment, (1, 1), None, PLAN_ID, RUN)
+
+    with pytest.raises(CheckpointInvalid, match=r"is damaged \(bad data or checksum\): refused"):
+        open_pieces(head, {segment: bytes(data)}, None)
+    attempt1 = ArtifactService.from_env(fake.runtime_env(RUN, 1))
+    assert attempt1 is not None
+    attempt1.upload(segment, bytes(data))
+    rest = RunArtifacts(fake.rest_token, fake.repository, fake.api_url)
+    target = RestoreTarget(tmp_path / "plan.json", tmp_path, tmp_path / "home", None)
+    warnings: list[str] = []
+    assert restore_checkpoint(STATE, RUN, PLAN_ID, rest, None, target, warnings.append, before_attempt=2) is None
+    assert warnings[0].startswith(f"checkpoint {segment} from the artifact refused: checkpoint member"), warnings
+    assert "is damaged (bad data or checksum): refused" in warnings[0] and not target.plan_path.exists()
 
 
 # Compaction ---------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from planeteer_action.checkpoints.compaction import HEADS_PER_ATTEMPT
 from planeteer_action.checkpoints.errors import CheckpointError, CheckpointInvalid
 from planeteer_action.checkpoints.naming import CACHE_KEY, cache_prefix, parse_artifact_name, segment_cache_key
 from planeteer_action.checkpoints.pieces import Piece, open_piece, piece_id
-from planeteer_action.checkpoints.segments import Head, read_segment
+from planeteer_action.checkpoints.segments import Head, read_head, read_segment
 from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
 from planeteer_action.github._twirp import ServiceError
 from planeteer_action.github.cache import ActionsCache, CacheHit
@@ -108,8 +108,9 @@ def open_head(
     data: bytes, name: str, order: tuple[int, int], key: str | None, plan_id: str | None, run_id: int
 ) -> Head:
     """The head in the segment `name`, once it is this plan's and run's and says it is that segment's."""
-    head_bytes, _ = read_segment(data, DEFAULT_LIMITS)
-    head = Head.from_piece(open_piece(head_bytes, key=key, expected_plan_id=plan_id, expected_run_id=str(run_id)))
+    head = Head.from_piece(
+        open_piece(read_head(data, DEFAULT_LIMITS), key=key, expected_plan_id=plan_id, expected_run_id=str(run_id))
+    )
     if (head.meta.attempt, head.meta.sequence) != order:
         raise CheckpointInvalid(
             f"its head says it is save {head.meta.sequence} of attempt {head.meta.attempt}, not {name}'s: refused"
