@@ -10,7 +10,7 @@ of the head's plan and run; a refusal names the piece and why.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from planeteer_action.checkpoints.compaction import HEADS_PER_ATTEMPT
 from planeteer_action.checkpoints.errors import CheckpointError, CheckpointInvalid
@@ -37,6 +37,12 @@ class RunSegments:
         self._artifacts: dict[str, RunArtifact] = {}
         self._fetched: dict[str, bytes] = {}
         self._cache_newest: tuple[str, CacheHit] | None = None  # what the cache's lookup by prefix found
+        self._cache_lookup: Future[CacheHit | None] | None = None
+        if cache is not None:  # looked up while the artifacts are listed: a restore waits on both before anything
+            prefix = cache_prefix(state_name, run_id)
+            lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-lookup")
+            self._cache_lookup = lookup.submit(cache.find, prefix + "-latest", [prefix])
+            lookup.shutdown(wait=False)
         if rest is not None:
             try:
                 listed = rest.list(run_id, name_prefix="planeteer-")
@@ -51,16 +57,15 @@ class RunSegments:
     def heads(self, warn: Warn, before_attempt: int | None) -> list[tuple[tuple[int, int], str, str]]:
         """The segments whose heads a restore may pick, as ((attempt, sequence), origin, name), newest first: the
         two newest of each attempt's artifacts (older ones only hold pieces, `compaction`), and the cache's
-        newest segment (there is no listing of cache entries; it is looked up here, downloaded when tried)."""
+        newest segment (there is no listing of cache entries: it is looked up by prefix, and downloaded if tried)."""
         newest: dict[int, list[tuple[int, int]]] = {}
         for order in filter(None, map(self.order, self._artifacts)):
             newest.setdefault(order[0], []).append(order)
         pickable = {order for orders in newest.values() for order in sorted(orders)[-HEADS_PER_ATTEMPT:]}
         found = [(self.order(name), "artifact", name) for name in self._artifacts if self.order(name) in pickable]
-        if self._cache is not None:
+        if self._cache_lookup is not None:
             try:
-                prefix = cache_prefix(self.state_name, self.run_id)
-                hit = self._cache.find(prefix + "-latest", [prefix])  # downloaded only if its head is tried
+                hit = self._cache_lookup.result()  # downloaded only if its head is tried
             except ServiceError as exc:
                 warn(f"could not read the cached checkpoint of run {self.run_id}: {exc}")
                 hit = None
