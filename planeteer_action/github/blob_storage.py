@@ -13,7 +13,6 @@ from urllib.parse import quote, urlsplit
 from xml.sax.saxutils import escape
 
 import requests
-import urllib3
 
 from planeteer_action.github._twirp import HttpTransport
 from planeteer_action.redaction import redact_url
@@ -76,31 +75,18 @@ def get_blob(transport: HttpTransport, label: str, signed_url: str, *, max_bytes
         declared = response.headers.get("Content-Length", "")
         if max_bytes is not None and declared.isdigit() and int(declared) > max_bytes:
             raise transport.error(f"{label}: {declared} bytes is more than the limit of {max_bytes} bytes")
-        broke_off = f"{label}: the download from {urlsplit(signed_url).netloc} broke off"
+        chunks: list[bytes] = []
+        received = 0
+        # A declared size (within the limit: checked) is read as one chunk: joining 1 MiB chunks would copy the
+        # whole body once more, time a restore's other downloads wait for after its head's segment.
+        chunk_size = int(declared) if declared.isdigit() and int(declared) > 0 else 1 << 20
         try:
-            if declared.isdigit() and not response.headers.get("Content-Encoding"):
-                data = _read_declared(response, int(declared))
-                if len(data) != int(declared):
-                    raise transport.error(f"{broke_off} after {len(data)} of {declared} bytes")
-                return data
-            return _read_chunks(transport, label, response, max_bytes)
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise transport.error(f"{broke_off} ({type(exc).__name__})") from None
-
-
-def _read_declared(response: requests.Response, size: int) -> bytes:
-    """A body of a known size (within the limit: checked), read in one piece: joining chunks would copy it all
-    again, which for a restore's first segment is time every other download waits for."""
-    return bytes(response.raw.read(size, decode_content=False))
-
-
-def _read_chunks(transport: HttpTransport, label: str, response: requests.Response, max_bytes: int | None) -> bytes:
-    """A body of no declared size (or encoded), counted against the limit as it comes."""
-    chunks: list[bytes] = []
-    received = 0
-    for chunk in response.iter_content(chunk_size=1 << 20):
-        received += len(chunk)
-        if max_bytes is not None and received > max_bytes:
-            raise transport.error(f"{label}: the download exceeds the limit of {max_bytes} bytes")
-        chunks.append(chunk)
+            for chunk in response.iter_content(chunk_size=chunk_size):
+                received += len(chunk)
+                if max_bytes is not None and received > max_bytes:
+                    raise transport.error(f"{label}: the download exceeds the limit of {max_bytes} bytes")
+                chunks.append(chunk)
+        except requests.RequestException as exc:
+            host = urlsplit(signed_url).netloc
+            raise transport.error(f"{label}: the download from {host} broke off ({type(exc).__name__})") from None
     return b"".join(chunks)
