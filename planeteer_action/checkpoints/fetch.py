@@ -104,9 +104,12 @@ class RunSegments:
         return self._fetched[name]
 
     def fetch_all(self, names: list[str]) -> dict[str, bytes]:
-        """Several segments, downloaded in parallel."""
+        """Several segments, downloaded in parallel, the largest listed first: the last to arrive is what a restore
+        waits for, and requests go out one after the other even from parallel threads."""
+        listed = {name: artifact.size for name, artifact in self._artifacts.items()}
+        largest_first = sorted(names, key=lambda name: listed.get(name, 0), reverse=True)
         with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="segment") as pool:
-            return dict(zip(names, pool.map(self.fetch, names), strict=True))
+            return dict(zip(largest_first, pool.map(self.fetch, largest_first), strict=True))
 
 
 def open_head(
