@@ -34,6 +34,21 @@ def test_save_then_restore_the_exact_key(fake: FakeGitHubServices, sleeps: list[
     assert create.headers["authorization"].startswith("Bearer ")
 
 
+def test_find_names_the_matched_entry_without_downloading_it(fake: FakeGitHubServices, sleeps: list[float]) -> None:
+    store = cache(fake, sleeps)
+    store.save("planeteer-run-9-a1-0001", b"oldest")
+    store.save("planeteer-run-9-a1-0002", b"newer")
+    before = len(fake.requests)
+
+    hit = store.find("planeteer-run-9-latest", ["planeteer-run-9-"])
+
+    assert hit is not None and hit.key == "planeteer-run-9-a1-0002"
+    assert [r.path.rsplit("/", 1)[-1] for r in fake.requests[before:]] == ["GetCacheEntryDownloadURL"]
+    assert "sig=" in hit.signed_url and "sig=" not in repr(hit)
+    assert store.download(hit) == b"newer"
+    assert store.find("planeteer-run-8", ["planeteer-run-8-"]) is None
+
+
 def test_entries_are_immutable(fake: FakeGitHubServices, sleeps: list[float]) -> None:
     store = cache(fake, sleeps)
     assert store.save("planeteer-run-9", b"first") is True

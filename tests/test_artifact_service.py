@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from fakes.github_services import ARTIFACT_SERVICE, FakeGitHubServices
+from fakes.github_services import ARTIFACT_SERVICE, Exchange, FakeGitHubServices
 
 from planeteer_action.github._twirp import RetryPolicy, backend_ids_from_token
 from planeteer_action.github.artifacts import ArtifactService, ArtifactServiceError
@@ -218,6 +218,37 @@ def test_the_fake_checks_size_and_hash_on_finalize(fake: FakeGitHubServices) -> 
     assert finalize(size="3", hash=f"sha256:{hashlib.sha256(b'abc').hexdigest()}").json()["ok"] is True
     assert requests.put(upload_url, data=b"new", headers=block_blob).status_code == 409  # sealed
     assert requests.post(url + "ListArtifacts", json=ids, headers={"Authorization": "Bearer nope"}).status_code == 401
+
+
+class Metered(FakeGitHubServices):
+    """What the bench's metering subclass relies on: every exchange told once answered, blob bodies kept out
+    of the request log."""
+
+    def __init__(self) -> None:
+        super().__init__(log_blob_bodies=False)
+        self.exchanges: list[Exchange] = []
+
+    def served(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+
+
+def test_a_metering_subclass_sees_every_exchange_and_the_log_keeps_no_blob_body(sleeps: list[float]) -> None:
+    fake = Metered()
+    with fake:
+        artifacts = service(fake, sleeps)
+        artifacts.upload("metered", b"m" * 5000)
+        assert artifacts.download("metered") == b"m" * 5000
+
+    kinds = [(e.method, e.path.rsplit("/", 1)[-1] if e.path.startswith("/twirp/") else "blob") for e in fake.exchanges]
+    assert kinds == [
+        ("POST", "CreateArtifact"), ("PUT", "blob"), ("POST", "FinalizeArtifact"),
+        ("POST", "GetSignedArtifactURL"), ("GET", "blob"),
+    ]  # fmt: skip
+    upload, download = fake.exchanges[1], fake.exchanges[4]
+    assert (len(upload.body), upload.status, download.answer_bytes, download.status) == (5000, 201, 5000, 200)
+    assert all(e.arrived <= e.answered for e in fake.exchanges)
+    assert [len(r.body) for r in fake.requests if r.host.startswith("localhost")] == [0, 0]
+    assert all(r.body for r in fake.requests if r.path.startswith("/twirp/"))
 
 
 def test_a_subprocess_uploads_to_the_same_fake(fake: FakeGitHubServices, sleeps: list[float]) -> None:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
+import socket
+import threading
 import zipfile
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -14,9 +17,9 @@ import requests
 from fakes.github_services import ARTIFACT_SERVICE, FakeGitHubServices
 
 from planeteer_action import __version__
-from planeteer_action.github._twirp import RetryPolicy, backend_ids_from_token
-from planeteer_action.github.artifacts import ArtifactService
-from planeteer_action.github.blob_storage import AZURE_STORAGE_VERSION, BLOCK_SIZE
+from planeteer_action.github._twirp import HttpTransport, RetryPolicy, backend_ids_from_token
+from planeteer_action.github.artifacts import ArtifactService, ArtifactServiceError
+from planeteer_action.github.blob_storage import AZURE_STORAGE_VERSION, BLOCK_SIZE, get_blob
 
 MIB = 1024 * 1024
 
@@ -152,3 +155,48 @@ def test_the_fake_refuses_what_azure_refuses(fake: FakeGitHubServices) -> None:
     assert put(f"{url}&comp=blocklist", committed, **{"x-ms-blob-content-type": "application/zip"}).status_code == 201
     (artifact,) = fake.artifacts
     assert (artifact.data, artifact.blob_state.content_type) == (b"first", "application/zip")
+
+
+# -- downloads ---------------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def one_raw_answer(answer: bytes) -> Iterator[str]:
+    """A loopback HTTP server that answers one request with `answer`, byte for byte, then hangs up."""
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        connection, _ = listener.accept()
+        with connection:
+            connection.recv(65536)
+            connection.sendall(answer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}/blob?sig=secret"
+    finally:
+        thread.join(timeout=5)
+        listener.close()
+
+
+def transport() -> HttpTransport:
+    return HttpTransport(requests.Session(), RetryPolicy(sleep=lambda _: None), ArtifactServiceError, ())
+
+
+@pytest.mark.parametrize("declared", [True, False], ids=["declared size", "read to the end"])
+def test_a_download_that_breaks_off_is_one_clear_error(declared: bool) -> None:
+    head = b"HTTP/1.1 200 OK\r\n" + (b"Content-Length: 1000\r\n" if declared else b"Connection: close\r\n")
+    body = b"x" * 400
+    with one_raw_answer(head + b"\r\n" + body) as url:
+        if declared:
+            with pytest.raises(ArtifactServiceError, match=r"^download: the download from 127\.0\.0\.1:\d+ broke off"):
+                get_blob(transport(), "download", url)
+        else:  # nothing says how long it is: what came is all there is
+            assert get_blob(transport(), "download", url) == body
+
+
+def test_a_download_of_no_declared_size_is_cut_at_the_limit() -> None:
+    answer = b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"x" * 3000
+    with one_raw_answer(answer) as url, pytest.raises(ArtifactServiceError, match="exceeds the limit of 1000 bytes"):
+        get_blob(transport(), "download", url, max_bytes=1000)

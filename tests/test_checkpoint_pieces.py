@@ -12,13 +12,14 @@ import random
 from pathlib import Path
 
 import pytest
-from fakes.github_services import FakeGitHubServices
+from fakes.github_services import CACHE_BLOBS, FakeGitHubServices
 
 from planeteer_action.action import uploader as uploader_module
 from planeteer_action.action.context import ActionContext
 from planeteer_action.action.uploader import LEDGER, CheckpointSource, CheckpointUploader, UploadRecord, build_on
 from planeteer_action.checkpoints.archive import Checkpoint, assemble
 from planeteer_action.checkpoints.compaction import FINAL_LIMITS, deletable, take_over, to_compact
+from planeteer_action.checkpoints.errors import CheckpointInvalid
 from planeteer_action.checkpoints.fetch import RunSegments, open_head, open_pieces
 from planeteer_action.checkpoints.manifest import CheckpointMeta
 from planeteer_action.checkpoints.naming import artifact_name
@@ -257,6 +258,29 @@ def test_a_head_of_attempt_two_builds_on_attempt_one_and_the_cache_alone_rebuild
     assert restored_sessions == second.snapshot()[1]
 
 
+def test_a_restore_downloads_what_its_head_names_and_not_the_cache_copy_of_a_head_it_takes_from_an_artifact(
+    fake: FakeGitHubServices, tmp_path: Path
+) -> None:
+    """The cache's newest entry is looked up to know its name; its bytes are fetched only if its head is tried."""
+    first = Job(fake, tmp_path, 1, KEY)
+    first.start(restore=False)
+    try:
+        for number in range(7):
+            first.step(number)
+            first.upload()
+    finally:
+        first.close()
+    before = len(fake.requests)
+
+    second = Job(fake, tmp_path, 2, KEY)
+    second.start(restore=True)
+    second.close()
+
+    downloads = [r.path for r in fake.requests[before:] if r.method == "GET" and r.path.startswith(CACHE_BLOBS)]
+    assert downloads == [] and second.warnings == []
+    assert second.snapshot() == first.snapshot()
+
+
 def test_the_piece_store_keeps_only_what_the_newest_head_names(fake: FakeGitHubServices, tmp_path: Path) -> None:
     """This machine keeps the pieces compaction may write again, and drops the superseded ones."""
     job = Job(fake, tmp_path, 1, None)
@@ -348,6 +372,31 @@ def test_a_forged_piece_is_refused_by_name_and_the_run_falls_back_to_the_reposit
     )
     assert reason in warnings[0], warnings[0]
     assert warnings[-1] == "no usable checkpoint: starting from the plan file in the repository"
+
+
+def test_a_damaged_segment_still_shows_its_head_and_is_refused_once_its_pieces_are_opened(
+    fake: FakeGitHubServices, tmp_path: Path
+) -> None:
+    """A restore reads a head alone, to start fetching what it names; every other member's bytes are checked
+    when the pieces are opened, still before anything is put back."""
+    data = bytearray(forged_segment("tampered", None))
+    stored_piece = data.rindex(b"PK\x03\x04")  # the last local member: the piece, stored after the head
+    data[stored_piece + 200] ^= 1  # past its local header: the zip's own checksum no longer matches
+    segment = artifact_name(STATE, 1, 1)
+
+    assert open_head(bytes(data), segment, (1, 1), None, PLAN_ID, RUN).meta.plan_id == PLAN_ID  # still read
+
+    with pytest.raises(CheckpointInvalid, match=r"is damaged \(bad data or checksum\): refused"):
+        read_segment(bytes(data), DEFAULT_LIMITS)  # what fetching the pieces does, before any is opened
+    attempt1 = ArtifactService.from_env(fake.runtime_env(RUN, 1))
+    assert attempt1 is not None
+    attempt1.upload(segment, bytes(data))
+    rest = RunArtifacts(fake.rest_token, fake.repository, fake.api_url)
+    target = RestoreTarget(tmp_path / "plan.json", tmp_path, tmp_path / "home", None)
+    warnings: list[str] = []
+    assert restore_checkpoint(STATE, RUN, PLAN_ID, rest, None, target, warnings.append, before_attempt=2) is None
+    assert warnings[0].startswith(f"checkpoint {segment} from the artifact refused: checkpoint member"), warnings
+    assert "is damaged (bad data or checksum): refused" in warnings[0] and not target.plan_path.exists()
 
 
 # Compaction ---------------------------------------------------------------------------------------------------

@@ -69,6 +69,26 @@ def test_lists_across_pages(fake: FakeGitHubServices, sleeps: list[float]) -> No
     assert len(pages) == 2 and "per_page=100" in pages[0].query
 
 
+def test_listing_asks_for_the_artifact_pages_alone(
+    fake: FakeGitHubServices, sleeps: list[float], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A restore lists before it can fetch anything: one request per page of the run's artifacts, neither the
+    repository nor the run looked up first (each another round trip), and no pause between the pages (PyGithub
+    logs each pause it takes)."""
+    caplog.set_level(logging.DEBUG, logger="github")
+    service = ArtifactService.from_env(fake.runtime_env(RUN))
+    assert service is not None
+    for index in range(103):
+        service.upload(f"planeteer-state-a1-{index:04d}", b"x")
+    before = len(fake.requests)
+
+    assert len(rest(fake, sleeps).list(RUN, "planeteer-state-")) == 103
+
+    asked = [r.path for r in fake.requests[before:]]
+    assert asked == [f"/repos/{fake.repository}/actions/runs/{RUN}/artifacts"] * 2
+    assert not [r.getMessage() for r in caplog.records if "sleeping" in r.getMessage()]
+
+
 def test_download_follows_the_redirect_without_the_token(fake: FakeGitHubServices, sleeps: list[float]) -> None:
     artifact_id = upload(fake, 1, "planeteer-state-a1-0001", b"zip bytes")
 

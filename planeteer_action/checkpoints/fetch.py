@@ -12,16 +12,16 @@ refusal names the piece and why.
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from planeteer_action.checkpoints.compaction import HEADS_PER_ATTEMPT
 from planeteer_action.checkpoints.errors import CheckpointError, CheckpointInvalid
 from planeteer_action.checkpoints.naming import CACHE_KEY, cache_prefix, parse_artifact_name, segment_cache_key
 from planeteer_action.checkpoints.pieces import Piece, open_piece, piece_id
-from planeteer_action.checkpoints.segments import Head, PieceRef, read_segment
+from planeteer_action.checkpoints.segments import Head, PieceRef, read_head, read_segment
 from planeteer_action.checkpoints.zip_io import DEFAULT_LIMITS
 from planeteer_action.github._twirp import ServiceError
-from planeteer_action.github.cache import ActionsCache
+from planeteer_action.github.cache import ActionsCache, CacheHit
 from planeteer_action.github.run_artifacts import RunArtifact, RunArtifacts
 
 Warn = Callable[[str], None]
@@ -39,7 +39,13 @@ class RunSegments:
         self._rest, self._cache = rest, cache
         self._artifacts: dict[str, RunArtifact] = {}
         self._fetched: dict[Place, bytes] = {}
-        self._cache_newest: tuple[str, bytes] | None = None  # what the cache's lookup by prefix found
+        self._cache_newest: tuple[str, CacheHit] | None = None  # what the cache's lookup by prefix found
+        self._cache_lookup: Future[CacheHit | None] | None = None
+        if cache is not None:  # looked up while the artifacts are listed: a restore waits on both before anything
+            prefix = cache_prefix(state_name, run_id)
+            lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-lookup")
+            self._cache_lookup = lookup.submit(cache.find, prefix + "-latest", [prefix])
+            lookup.shutdown(wait=False)
         if rest is not None:
             try:
                 listed = rest.list(run_id, name_prefix="planeteer-")
@@ -54,23 +60,21 @@ class RunSegments:
     def heads(self, warn: Warn, before_attempt: int | None) -> list[tuple[tuple[int, int], str, str]]:
         """The segments whose heads a restore may pick, as ((attempt, sequence), origin, name), newest first: the
         two newest of each attempt's artifacts (older ones only hold pieces, `compaction`), and the cache's
-        newest segment (there is no listing of cache entries)."""
+        newest segment (there is no listing of cache entries: it is looked up by prefix, and downloaded if tried)."""
         newest: dict[int, list[tuple[int, int]]] = {}
         for order in filter(None, map(self.order, self._artifacts)):
             newest.setdefault(order[0], []).append(order)
         pickable = {order for orders in newest.values() for order in sorted(orders)[-HEADS_PER_ATTEMPT:]}
         found = [(self.order(name), "artifact", name) for name in self._artifacts if self.order(name) in pickable]
-        if self._cache is not None:
+        if self._cache_lookup is not None:
             try:
-                prefix = cache_prefix(self.state_name, self.run_id)
-                entry = self._cache.restore(prefix + "-latest", [prefix], max_bytes=DEFAULT_LIMITS.max_archive_bytes)
+                hit = self._cache_lookup.result()  # downloaded only if its head is tried
             except ServiceError as exc:
                 warn(f"could not read the cached checkpoint of run {self.run_id}: {exc}")
-                entry = None
-            match = CACHE_KEY.search(entry[0]) if entry is not None else None
-            if entry is not None and match:
-                name = entry[0].removeprefix(f"planeteer-run{self.run_id}-")
-                self._cache_newest = (name, entry[1])
+                hit = None
+            if hit is not None and CACHE_KEY.search(hit.key):
+                name = hit.key.removeprefix(f"planeteer-run{self.run_id}-")
+                self._cache_newest = (name, hit)
                 found.append((self.order(name), "cache", name))
         candidates = [(order, origin, name) for order, origin, name in found if order is not None]
         if before_attempt is not None:
@@ -79,8 +83,8 @@ class RunSegments:
 
     def head_segment(self, name: str, origin: str) -> bytes:
         """The segment whose head a restore tries, from where `heads` found it."""
-        if origin == "cache" and self._cache_newest is not None and self._cache_newest[0] == name:
-            return self._cache_newest[1]
+        if origin == "cache" and self._cache is not None and self._cache_newest and self._cache_newest[0] == name:
+            return self._cache.download(self._cache_newest[1], max_bytes=DEFAULT_LIMITS.max_archive_bytes)
         return self.fetch(("artifact", name) if name in self._artifacts else ("cache", name))
 
     def is_artifact(self, name: str) -> bool:
@@ -114,8 +118,12 @@ class RunSegments:
 
     def fetch_pieces(self, head: Head) -> dict[Place, dict[str, bytes]]:
         """The pieces (by sha256) of every segment copy the head's pieces are fetched from, downloaded in
-        parallel."""
-        places = list(dict.fromkeys(map(self.place, head.pieces)))
+        parallel, the largest listed first: the last to arrive is what a restore waits for, and requests go out
+        one after the other even from parallel threads."""
+        listed = {("artifact", name): artifact.size for name, artifact in self._artifacts.items()}
+        places = sorted(
+            dict.fromkeys(map(self.place, head.pieces)), key=lambda place: listed.get(place, 0), reverse=True
+        )
         with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="segment") as pool:
             fetched = dict(zip(places, pool.map(self.fetch, places), strict=True))
         return {place: read_segment(data, DEFAULT_LIMITS)[1] for place, data in fetched.items()}
@@ -125,8 +133,9 @@ def open_head(
     data: bytes, name: str, order: tuple[int, int], key: str | None, plan_id: str | None, run_id: int
 ) -> Head:
     """The head in the segment `name`, once it is this plan's and run's and says it is that segment's."""
-    head_bytes, _ = read_segment(data, DEFAULT_LIMITS)
-    head = Head.from_piece(open_piece(head_bytes, key=key, expected_plan_id=plan_id, expected_run_id=str(run_id)))
+    head = Head.from_piece(
+        open_piece(read_head(data, DEFAULT_LIMITS), key=key, expected_plan_id=plan_id, expected_run_id=str(run_id))
+    )
     if (head.meta.attempt, head.meta.sequence) != order:
         raise CheckpointInvalid(
             f"its head says it is save {head.meta.sequence} of attempt {head.meta.attempt}, not {name}'s: refused"

@@ -22,11 +22,12 @@ from planeteer_action.checkpoints.errors import CheckpointInvalid
 from planeteer_action.checkpoints.manifest import SHA256, CheckpointMeta
 from planeteer_action.checkpoints.naming import ARTIFACT_NAME
 from planeteer_action.checkpoints.pieces import HEAD, Piece, build_piece
-from planeteer_action.checkpoints.zip_io import Limits, open_zip, read_members, write_zip
+from planeteer_action.checkpoints.zip_io import Limits, check_members, open_zip, read_member, read_members, write_zip
 from planeteer_action.plan.session_ids import belongs_to_plan
 
 SEGMENT_HEAD = "head"
 SEGMENT_PIECES = "pieces"
+_HEADLESS = "the segment has no head: it is not a checkpoint of this planeteer version"
 KINDS = ("state", "bundle", "session")
 
 
@@ -123,15 +124,31 @@ def write_segment(head: bytes, pieces: Mapping[str, bytes]) -> bytes:
 
 def read_segment(data: bytes, limits: Limits) -> tuple[bytes, dict[str, bytes]]:
     """The head and the pieces (by the name they are stored under) of a segment, bounded by `limits`."""
-    outer = dataclasses.replace(
-        limits, max_member_bytes=limits.max_archive_bytes, max_total_bytes=limits.max_archive_bytes
-    )
+    outer = _segment_limits(limits)
     with open_zip(data, outer) as archive:
         members = read_members(archive, outer, _is_segment_name)
     if SEGMENT_HEAD not in members:
-        raise CheckpointInvalid("the segment has no head: it is not a checkpoint of this planeteer version")
+        raise CheckpointInvalid(_HEADLESS)
     head = members.pop(SEGMENT_HEAD)
     return head, {name.removeprefix(f"{SEGMENT_PIECES}/"): piece for name, piece in members.items()}
+
+
+def read_head(data: bytes, limits: Limits) -> bytes:
+    """A segment's head alone, once every member's name, type and declared size passes `read_segment`'s checks:
+    a restore needs the head to know what else to fetch, and reads (and checks) the pieces when it opens them."""
+    outer = _segment_limits(limits)
+    with open_zip(data, outer) as archive:
+        head = next((i for i in check_members(archive, outer, _is_segment_name) if i.filename == SEGMENT_HEAD), None)
+        if head is None:
+            raise CheckpointInvalid(_HEADLESS)
+        return read_member(archive, head)
+
+
+def _segment_limits(limits: Limits) -> Limits:
+    """A segment holds pieces whole: each member may be as large as the archive."""
+    return dataclasses.replace(
+        limits, max_member_bytes=limits.max_archive_bytes, max_total_bytes=limits.max_archive_bytes
+    )
 
 
 def _is_segment_name(name: str) -> bool:

@@ -116,6 +116,11 @@ def is_safe_path(name: str) -> bool:
 
 def read_members(archive: zipfile.ZipFile, limits: Limits, allowed: Callable[[str], bool]) -> dict[str, bytes]:
     """Every member's bytes, after checking names, types and declared sizes, counting actual bytes too."""
+    return {info.filename: read_member(archive, info) for info in check_members(archive, limits, allowed)}
+
+
+def check_members(archive: zipfile.ZipFile, limits: Limits, allowed: Callable[[str], bool]) -> list[zipfile.ZipInfo]:
+    """The members, once every one's name, type and declared size is known to be acceptable (nothing read yet)."""
     infos = archive.infolist()
     check_totals(len(infos), sum(info.file_size for info in infos), limits, "refused")
     if len({info.filename for info in infos}) != len(infos):
@@ -134,10 +139,10 @@ def read_members(archive: zipfile.ZipFile, limits: Limits, allowed: Callable[[st
                 f"checkpoint member {shown} is {info.file_size} bytes, "
                 f"over the per-file limit of {limits.max_member_bytes}: refused"
             )
-    return {info.filename: _read_member(archive, info) for info in infos}
+    return infos
 
 
-def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
+def read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> bytes:
     """Read in chunks, never past the declared size, which the caller checked against the limits.
 
     The declared size may lie (a zip bomb). zipfile itself stops there too, and its CRC check then fails;

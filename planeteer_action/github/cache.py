@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Self
 
 import requests
@@ -30,6 +31,14 @@ _MAX_KEYS = 10
 
 class ActionsCacheError(ServiceError):
     """A cache call failed; the message is one line, without the token or any URL signature."""
+
+
+@dataclass(frozen=True)
+class CacheHit:
+    """The entry a lookup matched, not yet downloaded: a caller that only needs its key saves the download."""
+
+    key: str
+    signed_url: str = field(repr=False)  # its signature is a credential: kept out of every repr
 
 
 class ActionsCache(ResultsServiceClient):
@@ -103,6 +112,12 @@ class ActionsCache(ResultsServiceClient):
     ) -> tuple[str, bytes] | None:
         """The matched key and its bytes, or None when nothing matches `key` or any restore prefix.
         An entry larger than `max_bytes` is refused while downloading."""
+        hit = self.find(key, restore_prefixes)
+        return None if hit is None else (hit.key, self.download(hit, max_bytes=max_bytes))
+
+    def find(self, key: str, restore_prefixes: list[str]) -> CacheHit | None:
+        """The entry `restore` would download, or None: `key` exactly, else the newest entry under `key` or
+        under each restore prefix in turn."""
         _check_keys([key, *restore_prefixes])
         answer = self._twirp.call(
             "GetCacheEntryDownloadURL",
@@ -111,9 +126,12 @@ class ActionsCache(ResultsServiceClient):
         download_url = answer.get("signed_download_url")
         if not answer.get("ok") or not isinstance(download_url, str) or not download_url:
             return None
-        matched_key = str(answer.get("matched_key") or key)  # absent field: assume the exact key
-        label = f"download of cache entry {matched_key!r}"
-        return matched_key, get_blob(self._twirp.transport, label, download_url, max_bytes=max_bytes)
+        return CacheHit(str(answer.get("matched_key") or key), download_url)  # absent field: assume the exact key
+
+    def download(self, hit: CacheHit, *, max_bytes: int | None = None) -> bytes:
+        """The bytes of an entry `find` matched; more than `max_bytes` is refused while downloading."""
+        label = f"download of cache entry {hit.key!r}"
+        return get_blob(self._twirp.transport, label, hit.signed_url, max_bytes=max_bytes)
 
 
 def _check_keys(keys: list[str]) -> None:

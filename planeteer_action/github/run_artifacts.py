@@ -15,7 +15,9 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 from github import Auth, Github, GithubException
+from github.Artifact import Artifact
 from github.GithubRetry import GithubRetry
+from github.PaginatedList import PaginatedList
 
 from planeteer_action.github._twirp import RETRYABLE_STATUSES, HttpTransport, RetryPolicy, ServiceError
 from planeteer_action.github.blob_storage import get_blob
@@ -67,13 +69,25 @@ class RunArtifacts:
             backoff_factor=policy.base_delay,
             status_forcelist=sorted(RETRYABLE_STATUSES),
         )
-        self._github = Github(base_url=self._api_url, auth=Auth.Token(token), per_page=100, retry=github_retry)
+        # No pause between the listing's pages: PyGithub waits 0.25 s before every request by default, where
+        # GitHub's REST best practices ask only for serial requests and a pause between mutative ones (POST,
+        # PATCH, PUT, DELETE), which this client never makes.
+        self._github = Github(
+            base_url=self._api_url,
+            auth=Auth.Token(token),
+            per_page=100,
+            retry=github_retry,
+            seconds_between_requests=None,
+        )
 
     def list(self, run_id: int, name_prefix: str = "") -> builtins.list[RunArtifact]:
         """The artifacts of run `run_id` (all attempts) whose names start with `name_prefix`."""
         doing = f"listing the artifacts of run {run_id} in {self._repository}"
+        # The run's artifact pages alone: looking the repository and the run up first (PyGithub's objects)
+        # would be two more round trips before a restore can fetch anything.
+        url = f"/repos/{self._repository}/actions/runs/{run_id}/artifacts"
+        pages = PaginatedList(Artifact, self._github.requester, url, None, list_item="artifacts")
         try:
-            run = self._github.get_repo(self._repository).get_workflow_run(run_id)
             return [
                 RunArtifact(
                     id=artifact.id,
@@ -82,7 +96,7 @@ class RunArtifacts:
                     created_at=artifact.created_at,
                     expired=artifact.expired,
                 )
-                for artifact in run.get_artifacts()
+                for artifact in pages
                 if artifact.name.startswith(name_prefix)
             ]
         except GithubException as exc:

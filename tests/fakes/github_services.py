@@ -17,7 +17,9 @@ claim names the attempt's and job's backend ids; twirp calls see only their own 
 attempt of the run, and `rerun_all_jobs` deletes earlier attempts' artifacts but keeps the cache.
 Everything is plain HTTP, so a subprocess given that env talks to the same fake.
 
-Inspection: `artifacts`, `cache_entries`, `requests` (header names lower-cased). Faults:
+Inspection: `artifacts`, `cache_entries`, `requests` (header names lower-cased; blob bodies left out with
+`log_blob_bodies=False`, for a run that moves gigabytes). Metering: a subclass overrides `served`, told of
+every request once its answer's last byte is written (`Exchange`: sizes and times). Faults:
 `fail_next(target, status, times)` answers the next matching requests with `status` (0 drops the
 connection); `target` is a twirp method name ("CreateArtifact") or a path prefix ("/repos/", "/actions-
 results/" for artifact blobs, "/actions-cache/" for cache blobs).
@@ -133,6 +135,20 @@ class RecordedRequest:
 
 
 @dataclass(frozen=True)
+class Exchange:
+    """One request and its answer as they went over the wire, for a subclass that meters traffic (`served`).
+    `status` 0 means the connection was dropped; times are `time.monotonic()`."""
+
+    method: str
+    path: str
+    body: bytes  # the request's, whatever the log keeps
+    status: int
+    answer_bytes: int
+    arrived: float  # its request line and headers were read
+    answered: float  # the answer's last byte was written
+
+
+@dataclass(frozen=True)
 class _JobScope:
     run_id: int
     attempt: int
@@ -167,8 +183,11 @@ class _TwirpFailure(Exception):
 class FakeGitHubServices:
     """The fake; use as a context manager (or `start()`/`stop()`)."""
 
-    def __init__(self, repository: str = "octo-org/planeteer", *, rest_token: str | None = None) -> None:
+    def __init__(
+        self, repository: str = "octo-org/planeteer", *, rest_token: str | None = None, log_blob_bodies: bool = True
+    ) -> None:
         self.repository = repository
+        self._log_blob_bodies = log_blob_bodies
         self.rest_token = rest_token or f"ghs_{secrets.token_urlsafe(27)}"
         self._lock = threading.RLock()
         self._signing_key = secrets.token_bytes(32)
@@ -333,8 +352,13 @@ class FakeGitHubServices:
             reply = self._injected_fault(split.path) or self._route(
                 method, host, split.path, split.query, headers, body
             )
-            self._requests.append(RecordedRequest(method, host, split.path, split.query, headers, body, reply.status))
+            logged = body if self._log_blob_bodies or not split.path.startswith((ARTIFACT_BLOBS, CACHE_BLOBS)) else b""
+            self._requests.append(RecordedRequest(method, host, split.path, split.query, headers, logged, reply.status))
         return reply if reply.status else None
+
+    def served(self, exchange: Exchange) -> None:
+        """Called on the request's own thread, outside the fake's lock, once it is answered; a subclass that
+        meters the traffic overrides it. Nothing here."""
 
     def _injected_fault(self, path: str) -> _Reply | None:
         for fault in self._faults:
@@ -718,19 +742,24 @@ class _Handler(BaseHTTPRequestHandler):
     wbufsize = -1  # buffer the status line, headers and body into one send (no Nagle/delayed-ACK stalls)
 
     def do_GET(self) -> None:
+        arrived = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         headers = {name.lower(): value for name, value in self.headers.items()}
         reply = self.server.fake.handle(self.command, headers.get("host", ""), self.path, headers, body)
         if reply is None:
             self.close_connection = True
-            return
-        self.send_response(reply.status)
-        for name, value in reply.headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(reply.body)))
-        self.end_headers()
-        self.wfile.write(reply.body)
+        else:
+            self.send_response(reply.status)
+            for name, value in reply.headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(reply.body)))
+            self.end_headers()
+            self.wfile.write(reply.body)
+            self.wfile.flush()
+        status, size = (reply.status, len(reply.body)) if reply is not None else (0, 0)
+        path = urlsplit(self.path).path
+        self.server.fake.served(Exchange(self.command, path, body, status, size, arrived, time.monotonic()))
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_GET
 
