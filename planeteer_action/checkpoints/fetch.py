@@ -11,6 +11,7 @@ refusal names the piece and why.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -38,7 +39,9 @@ class RunSegments:
         self.state_name, self.run_id = state_name, run_id
         self._rest, self._cache = rest, cache
         self._artifacts: dict[str, RunArtifact] = {}
-        self._fetched: dict[Place, bytes] = {}
+        self._downloads: dict[Place, Future[bytes]] = {}
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="segment")
         self._cache_newest: tuple[str, CacheHit] | None = None  # what the cache's lookup by prefix found
         self._cache_lookup: Future[CacheHit | None] | None = None
         if cache is not None:  # looked up while the artifacts are listed: a restore waits on both before anything
@@ -52,6 +55,11 @@ class RunSegments:
                 self._artifacts = {a.name: a for a in listed if not a.expired and self.order(a.name) is not None}
             except ServiceError as exc:
                 warn(f"could not list the checkpoints of run {run_id}: {exc}")
+
+    @property
+    def reads_cache(self) -> bool:
+        """Whether the cache copies can be read (only inside a GitHub Actions job)."""
+        return self._cache is not None
 
     def order(self, name: str) -> tuple[int, int] | None:
         """(attempt, sequence) of a segment of this plan, or None for any other name."""
@@ -97,24 +105,18 @@ class RunSegments:
             return "artifact", ref.segment
         return "cache", ref.cache_place
 
+    def prefetch(self, first: list[str]) -> None:
+        """Start downloading every listed artifact: the heads `first` (in that order), then the rest, largest
+        first. A head names most of them (pruning deletes the others), and a restore would otherwise ask for them
+        only once the head's own segment is in."""
+        by_size = sorted(self._artifacts, key=lambda name: self._artifacts[name].size, reverse=True)
+        for name in dict.fromkeys([*first, *by_size]):
+            if name in self._artifacts:
+                self._start(("artifact", name))
+
     def fetch(self, place: Place) -> bytes:
-        """One copy of a segment, downloaded once."""
-        if place not in self._fetched:
-            origin, name = place
-            limit = DEFAULT_LIMITS.max_archive_bytes
-            artifact = self._artifacts.get(name)
-            data: bytes | None = None
-            if origin == "artifact" and artifact is not None and self._rest is not None:
-                data = self._rest.download(artifact.id, max_bytes=limit)
-            elif origin == "cache" and self._cache is not None:
-                entry = self._cache.restore(segment_cache_key(self.run_id, name), [], max_bytes=limit)
-                data = entry[1] if entry is not None else None
-            if data is None:
-                raise CheckpointInvalid(
-                    f"its segment {name} is missing: neither its artifact nor its cache copy is there"
-                )
-            self._fetched[place] = data
-        return self._fetched[place]
+        """One copy of a segment, downloaded once (in the background, if `prefetch` asked for it)."""
+        return self._start(place).result()
 
     def fetch_pieces(self, head: Head) -> dict[Place, dict[str, bytes]]:
         """The pieces (by sha256) of every segment copy the head's pieces are fetched from, downloaded in
@@ -124,9 +126,35 @@ class RunSegments:
         places = sorted(
             dict.fromkeys(map(self.place, head.pieces)), key=lambda place: listed.get(place, 0), reverse=True
         )
-        with ThreadPoolExecutor(max_workers=PARALLEL_DOWNLOADS, thread_name_prefix="segment") as pool:
-            fetched = dict(zip(places, pool.map(self.fetch, places), strict=True))
-        return {place: read_segment(data, DEFAULT_LIMITS)[1] for place, data in fetched.items()}
+        downloads = [self._start(place) for place in places]
+        return {
+            place: read_segment(download.result(), DEFAULT_LIMITS)[1]
+            for place, download in zip(places, downloads, strict=True)
+        }
+
+    def close(self) -> None:
+        """Stop what was asked for and is not needed any more."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _start(self, place: Place) -> Future[bytes]:
+        with self._lock:
+            if place not in self._downloads:
+                self._downloads[place] = self._pool.submit(self._download, place)
+            return self._downloads[place]
+
+    def _download(self, place: Place) -> bytes:
+        origin, name = place
+        limit = DEFAULT_LIMITS.max_archive_bytes
+        artifact = self._artifacts.get(name)
+        data: bytes | None = None
+        if origin == "artifact" and artifact is not None and self._rest is not None:
+            data = self._rest.download(artifact.id, max_bytes=limit)
+        elif origin == "cache" and self._cache is not None:
+            entry = self._cache.restore(segment_cache_key(self.run_id, name), [], max_bytes=limit)
+            data = entry[1] if entry is not None else None
+        if data is None:
+            raise CheckpointInvalid(f"its segment {name} is missing: neither its artifact nor its cache copy is there")
+        return data
 
 
 def open_head(

@@ -89,9 +89,21 @@ def restore_checkpoint(
     """
     readable_cache = cache if cache is not None and cache.can_read else None
     segments = RunSegments(state_name, run_id, rest, readable_cache, warn)
+    try:
+        return _restore_newest(segments, expected_plan_id, target, warn, before_attempt)
+    finally:
+        segments.close()
+
+
+def _restore_newest(
+    segments: RunSegments, expected_plan_id: str | None, target: RestoreTarget, warn: Warn, before_attempt: int | None
+) -> Restored | None:
+    """The newest head that passes every check, put back; None (warned) when there is none."""
+    run_id = segments.run_id
     candidates = segments.heads(warn, before_attempt)
+    segments.prefetch([name for _, origin, name in candidates if origin == "artifact"])
     if not candidates:
-        unread = "" if readable_cache else " (its cache copy is readable only from a GitHub Actions job)"
+        unread = "" if segments.reads_cache else " (its cache copy is readable only from a GitHub Actions job)"
         warn(f"no checkpoint of this plan found in run {run_id}{unread}: starting from the plan file in the repository")
         return None
     for order, origin, name in candidates:
