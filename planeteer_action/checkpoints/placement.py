@@ -7,9 +7,10 @@ and a run should leave few alive; an artifact per checkpoint would have to be co
 the state again. So a checkpoint also goes out as an artifact, taking over every piece that so far is only
 in cache copies, once those pieces reach a share of what the artifacts hold (`ARTIFACT_STEP`, at least
 `MIN_ARTIFACT_STEP` bytes), once `ARTIFACT_INTERVAL` has passed with some waiting, when its cache copy
-failed, at the run's last checkpoint, and always when there is no cache to write. The artifacts so grow in steps that grow with the
-state: few of them, each byte in one artifact and one cache copy. A piece whose cache copy failed is taken
-into the next cache copy (`resend`), so the cache's newest head always has all its pieces in the cache.
+failed, at the run's last checkpoint, and always when there is no cache to write. The artifacts so grow in
+steps that grow with the state: few of them, each byte in one artifact and one cache copy. A piece whose
+cache copy failed is taken into the next cache copy (`resend`), so the cache's newest head always has all
+its pieces in the cache.
 """
 
 from __future__ import annotations
