@@ -25,6 +25,7 @@ from planeteer_action.checkpoints.naming import artifact_name, cache_key
 from planeteer_action.checkpoints.packer import Ledger, Packed, PackSource, pack
 from planeteer_action.checkpoints.pieces import open_piece
 from planeteer_action.checkpoints.restore import RestoreTarget, restore_checkpoint
+from planeteer_action.checkpoints.workspace import WorkspaceChangesError
 from planeteer_action.engine.events import RunFinished, TaskDone, TaskStarted
 from planeteer_action.github.artifacts import ArtifactService
 from planeteer_action.github.cache import ActionsCache
@@ -86,6 +87,51 @@ def test_an_unexpected_error_is_a_warning_and_the_uploader_lives_on(fake: FakeGi
     finally:
         up.close()
     assert [a.name for a in fake.artifacts] == ["planeteer-stub-attempt001-seq000002"], warnings
+
+
+@dataclass
+class FinishingTasks(StubSource):
+    """The first `finishing` packs each catch a task finishing: the plan is saved meanwhile, and git fails on its
+    worktree, which was handed on; the ones after fail `broken` times with the plan left as it was."""
+
+    finishing: int = 0
+    broken: int = 0
+
+    def pack(self, ledger: Ledger, sequence: int, segment: str) -> Packed:
+        if self.finishing or self.broken:
+            if self.finishing:
+                self.finishing -= 1
+                write_plan(self.plan_path, f"a task finished ({self.finishing} to go)")
+            else:
+                self.broken -= 1
+            raise WorkspaceChangesError("git write-tree failed in …/t0003: fatal: not a git repository")
+        return super().pack(ledger, sequence, segment)
+
+
+def test_a_checkpoint_that_caught_a_task_finishing_is_packed_again_and_a_broken_checkout_is_not(
+    fake: FakeGitHubServices, tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"
+    write_plan(plan, "first")
+    warnings: list[str] = []
+    source = FinishingTasks(plan, finishing=2)
+    up = uploader(fake, tmp_path, source, warnings)
+    try:
+        up.request()
+        assert up.flush(10)
+        assert warnings == [] and source.finishing == 0  # packed a third time, and uploaded
+        assert UploadRecord.load(tmp_path / "uploads.json").cached
+        source.broken = 1  # the same failure with the plan unchanged: a real one, not tried again
+        up.request()
+        assert up.flush(10)
+        assert source.broken == 0 and len(warnings) == 1
+        source.finishing = 3  # tasks finishing under every read: the next change tries again
+        up.request()
+        assert up.flush(10)
+    finally:
+        up.close()
+    failed = "checkpoint upload failed (the next change will try again): git write-tree failed in"
+    assert len(warnings) == 2 and all(warning.startswith(failed) for warning in warnings), warnings
 
 
 @pytest.mark.usefixtures("every_checkpoint_an_artifact")

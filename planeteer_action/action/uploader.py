@@ -26,6 +26,7 @@ from planeteer_action.checkpoints.packer import Ledger, Packed, PackSource, pack
 from planeteer_action.checkpoints.placement import artifact_copy, artifact_due, cache_copy, resend, waiting_refs
 from planeteer_action.checkpoints.restore import Restored
 from planeteer_action.checkpoints.segments import Head, PieceRef, write_segment
+from planeteer_action.checkpoints.workspace import WorkspaceChangesError
 from planeteer_action.engine.events import Event, RunFinished, TaskDone, TaskFailed, TaskInterrupted, TaskStarted
 from planeteer_action.errors import PlaneteerError
 from planeteer_action.github._twirp import ServiceError
@@ -37,6 +38,7 @@ from planeteer_action.plan.store import markdown_path, write_atomic
 Warn = Callable[[str], None]
 LEDGER = "pieces.json"  # beside the upload record: what has travelled (`packer.Ledger`)
 PIECE_STORE = "pieces"  # beside it: this attempt's pieces, which compaction writes again
+PACK_TRIES = 3  # a checkpoint that caught a task finishing is packed, at most this many times in all
 
 
 @dataclass(frozen=True)
@@ -258,7 +260,7 @@ class CheckpointUploader:
         record.save(self._record_path)
         name = artifact_name(source.state_name, attempt, sequence)
         ledger = Ledger.load(self._ledger_path, str(source.context.run_id))
-        packed = source.pack(ledger, sequence, name)
+        packed = self._pack(ledger, sequence, name)
         self._store.mkdir(parents=True, exist_ok=True)
         for sha, data in packed.pieces.items():
             write_atomic(self._store / sha, data)
@@ -299,6 +301,18 @@ class CheckpointUploader:
             if path.name not in named:
                 path.unlink(missing_ok=True)
         return bool(compacted)
+
+    def _pack(self, ledger: Ledger, sequence: int, segment: str) -> Packed:
+        """What changed, packed; packed again when git failed because the plan changed while it was read (a task
+        finished and its worktree was handed on, as happens every few dozen tasks), at most `PACK_TRIES` times."""
+        for tries_left in reversed(range(PACK_TRIES)):
+            before = self._source.plan_path.read_bytes()
+            try:
+                return self._source.pack(ledger, sequence, segment)
+            except WorkspaceChangesError:
+                if not tries_left or self._source.plan_path.read_bytes() == before:
+                    raise
+        raise AssertionError("PACK_TRIES is at least 1")
 
     def _take_over(
         self, head: Head, name: str, artifacts: set[str], limits: tuple[int, int]
