@@ -17,7 +17,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from planeteer_action.checkpoints.branches import BranchState
+from planeteer_action.checkpoints.branches import BranchState, borrowing_repository, commit_of, create_refs, task_ref
 from planeteer_action.checkpoints.errors import CheckpointInvalid
 from planeteer_action.checkpoints.patch_safety import link_outside_checkout, path_outside_checkout
 from planeteer_action.checkpoints.workspace import (
@@ -46,17 +46,14 @@ def check_branches(working_directory: Path, plan_id: str, base_commit: str, stat
         )
     _check_in_the_way(root, common, plan_id, state)
     with tempfile.TemporaryDirectory(prefix="planeteer-quarantine-") as tmp:
-        quarantine = Path(tmp) / "repo"
-        git_bytes(Path(tmp), "init", "--quiet", str(quarantine))
-        objects = Path(git_bytes(root, "rev-parse", "--path-format=absolute", "--git-path", "objects").decode().strip())
-        (quarantine / ".git" / "objects" / "info" / "alternates").write_text(f"{objects}\n")
+        quarantine = borrowing_repository(root, Path(tmp) / "quarantine.git")
         for number, data in enumerate(state.bundles, start=1):
             bundle = Path(tmp) / f"{number}.bundle"
             bundle.write_bytes(data)
             _unpack_bundle(quarantine, bundle, number)
         _check_refs(quarantine, base_commit, state)
         return {
-            task_id: _snapshot_changes(quarantine, task_id, state.refs[_task_ref(plan_id, task_id)], snapshot)
+            task_id: _snapshot_changes(quarantine, task_id, state.refs[task_ref(plan_id, task_id)], snapshot)
             for task_id, snapshot in state.worktrees.items()
         }
 
@@ -72,9 +69,8 @@ def put_back_branches(
             bundle = Path(tmp) / "branches.bundle"
             bundle.write_bytes(data)
             git_bytes(root, "bundle", "unbundle", str(bundle))
-    created = [ref for ref in state.refs if _commit_of(root, ref) is None]
-    transaction = "".join(f"create {ref} {state.refs[ref]}\n" for ref in created)
-    git_bytes(root, "update-ref", "--stdin", stdin=f"start\n{transaction}prepare\ncommit\n".encode())
+    created = [ref for ref in state.refs if commit_of(root, ref) is None]
+    create_refs(root, {ref: state.refs[ref] for ref in created})
     for task_id, patch in changes.items():
         path = names.worktree_path(common, plan_id, task_id)
         if names.ready_marker(path).exists():
@@ -83,7 +79,7 @@ def put_back_branches(
             git_bytes(root, "worktree", "remove", "--force", "--force", str(path))
         path.parent.mkdir(parents=True, exist_ok=True)
         git_bytes(root, "worktree", "add", "--quiet", str(path), names.task_branch(plan_id, task_id))
-        apply_changes(path, state.refs[_task_ref(plan_id, task_id)], patch)
+        apply_changes(path, state.refs[task_ref(plan_id, task_id)], patch)
         names.ready_marker(path).touch()
     return created
 
@@ -101,7 +97,7 @@ def _check_in_the_way(root: Path, common: Path, plan_id: str, state: BranchState
     """A branch of this plan that already exists here must be at the checkpoint's commit, and a worktree
     folder of an unfinished task must not hold something else: neither is overwritten."""
     for ref, commit in state.refs.items():
-        here = _commit_of(root, ref)
+        here = commit_of(root, ref)
         if here is not None and here != commit:
             raise WorkspaceChangesError(
                 f"this repository already has {ref.removeprefix('refs/heads/')} at {here}, not at the checkpoint's "
@@ -109,7 +105,7 @@ def _check_in_the_way(root: Path, common: Path, plan_id: str, state: BranchState
             )
     for task_id in state.worktrees:
         path = names.worktree_path(common, plan_id, task_id)
-        ours = (path / ".git").exists() and _commit_of(path, "HEAD") == state.refs[_task_ref(plan_id, task_id)]
+        ours = (path / ".git").exists() and commit_of(path, "HEAD") == state.refs[task_ref(plan_id, task_id)]
         if path.exists() and not ours:
             raise WorkspaceChangesError(
                 f"{path} already exists and is not the checkpoint's worktree of task {task_id!r}: "
@@ -132,7 +128,7 @@ def _unpack_bundle(quarantine: Path, bundle: Path, number: int) -> None:
 def _check_refs(quarantine: Path, base_commit: str, state: BranchState) -> None:
     """Every ref names a commit the chain (or the checkout) holds, and descends from the base commit."""
     for ref, commit in state.refs.items():
-        if _commit_of(quarantine, commit) != commit:
+        if commit_of(quarantine, commit) != commit:
             raise CheckpointInvalid(
                 f"its git state puts {ref.removeprefix('refs/heads/')[:120]!r} at {commit}, which no bundle "
                 "carries: refused"
@@ -172,12 +168,3 @@ def _snapshot_changes(quarantine: Path, task_id: str, tip: str, snapshot: str) -
             f"{link[1][:120]!r}, outside it: refused"
         )
     return patch
-
-
-def _task_ref(plan_id: str, task_id: str) -> str:
-    return f"refs/heads/{names.task_branch(plan_id, task_id)}"
-
-
-def _commit_of(cwd: Path, ref: str) -> str | None:
-    result = git_result(cwd, ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], None)
-    return result.stdout.decode().strip() if result.returncode == 0 else None

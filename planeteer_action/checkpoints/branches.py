@@ -78,7 +78,7 @@ class BranchState:
         """Refuse refs that are not this plan's integration or task branches, and worktrees of no task of it."""
         task_ids = {task.id for task in plan.tasks}
         allowed = {f"refs/heads/{names.integration_branch(plan.id)}"}
-        allowed |= {f"refs/heads/{names.task_branch(plan.id, task_id)}" for task_id in task_ids}
+        allowed |= {task_ref(plan.id, task_id) for task_id in task_ids}
         foreign = sorted(set(self.refs) - allowed)
         if foreign:
             raise CheckpointInvalid(
@@ -86,7 +86,7 @@ class BranchState:
                 "branches: refused"
             )
         for task_id in self.worktrees:
-            if task_id not in task_ids or f"refs/heads/{names.task_branch(plan.id, task_id)}" not in self.refs:
+            if task_id not in task_ids or task_ref(plan.id, task_id) not in self.refs:
                 raise CheckpointInvalid(f"its git state has a worktree for {task_id[:80]!r}, no task of it: refused")
 
 
@@ -99,13 +99,13 @@ def capture_branches(
     common = Path(git_bytes(root, "rev-parse", "--path-format=absolute", "--git-common-dir").decode().strip())
     refs: dict[str, str] = {}
     integration = f"refs/heads/{names.integration_branch(plan.id)}"
-    tip = _tip(root, integration)
+    tip = commit_of(root, integration)
     if tip is not None:
         refs[integration] = tip
     worktrees: dict[str, str] = {}
     for task in plan.tasks:
-        ref = f"refs/heads/{names.task_branch(plan.id, task.id)}"
-        tip = _tip(root, ref) if task.status != "done" else None
+        ref = task_ref(plan.id, task.id)
+        tip = commit_of(root, ref) if task.status != "done" else None
         if tip is None:
             continue
         refs[ref] = tip
@@ -117,9 +117,29 @@ def capture_branches(
     return BranchState(refs=refs, worktrees=worktrees, bundles=(bundle,) if bundle else ())
 
 
-def _tip(root: Path, ref: str) -> str | None:
-    result = git_result(root, ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], None)
+def commit_of(repo: Path, ref: str) -> str | None:
+    """The commit `ref` (a ref name or a commit id) names in `repo`, or None when there is none."""
+    result = git_result(repo, ["rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}"], None)
     return result.stdout.decode().strip() if result.returncode == 0 else None
+
+
+def task_ref(plan_id: str, task_id: str) -> str:
+    return f"refs/heads/{names.task_branch(plan_id, task_id)}"
+
+
+def borrowing_repository(root: Path, folder: Path) -> Path:
+    """A bare repository made in `folder` that reads the objects of the repository at `root` and writes its own:
+    a place to build or unpack bundles that leaves the repository as it was."""
+    objects = git_bytes(root, "rev-parse", "--path-format=absolute", "--git-path", "objects").decode().strip()
+    git_bytes(folder.parent, "init", "--quiet", "--bare", str(folder))
+    (folder / "objects" / "info" / "alternates").write_text(f"{objects}\n")
+    return folder
+
+
+def create_refs(repo: Path, refs: Mapping[str, str]) -> None:
+    """Create the refs (name -> commit) in one transaction: all of them, or none."""
+    transaction = "".join(f"create {ref} {commit}\n" for ref, commit in refs.items())
+    git_bytes(repo, "update-ref", "--stdin", stdin=f"start\n{transaction}prepare\ncommit\n".encode())
 
 
 def _bundle(root: Path, tips: Mapping[str, str], known: list[str]) -> bytes:
@@ -131,34 +151,21 @@ def _bundle(root: Path, tips: Mapping[str, str], known: list[str]) -> bytes:
     known commits that are parents of commits it carries, and a snapshot is nobody's parent: so the bundle
     also carries a carrier commit (an empty tree) whose parents are all the known commits, which makes every
     file they hold one the receiver already has."""
-    objects = git_bytes(root, "rev-parse", "--path-format=absolute", "--git-path", "objects").decode().strip()
     with tempfile.TemporaryDirectory(prefix="planeteer-bundle-") as tmp:
-        scratch = Path(tmp) / "scratch.git"
-        git_bytes(Path(tmp), "init", "--quiet", "--bare", str(scratch))
-        (scratch / "objects" / "info" / "alternates").write_text(f"{objects}\n")
-        known = [commit for commit in dict.fromkeys(known) if _exists(scratch, commit)]
-        refs = dict(tips)
-        _create_refs(scratch, refs)
+        scratch = borrowing_repository(root, Path(tmp) / "scratch.git")
+        known = [commit for commit in dict.fromkeys(known) if commit_of(scratch, commit) is not None]
+        create_refs(scratch, tips)
         beyond = [
-            ref for ref in refs if git_bytes(scratch, "rev-list", "--count", ref, "--not", *known).strip() != b"0"
+            ref for ref in tips if git_bytes(scratch, "rev-list", "--count", ref, "--not", *known).strip() != b"0"
         ]
         if not beyond:
             return b""
         if known:
             empty_tree = git_bytes(scratch, "mktree", stdin=b"").decode().strip()
-            _create_refs(
+            create_refs(
                 scratch, {_CARRIER: pinned_commit(scratch, empty_tree, known, "planeteer: what the receiver has")}
             )
             beyond.append(_CARRIER)
         bundle = Path(tmp) / "branches.bundle"
         git_bytes(scratch, "bundle", "create", "--quiet", str(bundle), *beyond, "--not", *known)
         return bundle.read_bytes()
-
-
-def _create_refs(repo: Path, refs: Mapping[str, str]) -> None:
-    transaction = "".join(f"create {ref} {commit}\n" for ref, commit in refs.items())
-    git_bytes(repo, "update-ref", "--stdin", stdin=f"start\n{transaction}prepare\ncommit\n".encode())
-
-
-def _exists(root: Path, commit: str) -> bool:
-    return git_result(root, ["cat-file", "-e", f"{commit}^{{commit}}"], None).returncode == 0
