@@ -272,7 +272,7 @@ class CheckpointUploader:
         head, compacted = packed.head, list[PieceRef]()
         if as_artifact:
             head, compacted = self._take_over(head, name, artifacts, limits)
-        head, _ = resend(head, name, self._resent(final), self._own_segment)
+        head = resend(head, name, self._resent(final), self._own_segment)
         head_bytes = head.to_bytes(source.key)
         packed.ledger.head = list(head.pieces)
         record.plan_sha256 = hashlib.sha256(packed.plan_bytes).hexdigest()

@@ -16,6 +16,7 @@ head a re-run could pick loses a piece.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Iterable
 
 from planeteer_action.checkpoints.segments import Head, PieceRef
@@ -35,7 +36,7 @@ def take_over(
 
     def moved(ref: PieceRef) -> PieceRef:
         cached = ref.cache_place if ref.cache_place not in uncached else segment
-        return PieceRef(ref.sha256, ref.size, segment, ref.kind, ref.session, None if cached == segment else cached)
+        return dataclasses.replace(ref, segment=segment, cached_in=None if cached == segment else cached)
 
     pieces = tuple(moved(ref) if ref.segment in chosen else ref for ref in head.pieces)
     return Head(head.meta, pieces), [ref for ref in head.pieces if ref.segment in chosen]

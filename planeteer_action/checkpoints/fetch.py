@@ -46,9 +46,7 @@ class RunSegments:
         self._cache_lookup: Future[CacheHit | None] | None = None
         if cache is not None:  # looked up while the artifacts are listed: a restore waits on both before anything
             prefix = cache_prefix(state_name, run_id)
-            lookup = ThreadPoolExecutor(max_workers=1, thread_name_prefix="cache-lookup")
-            self._cache_lookup = lookup.submit(cache.find, prefix + "-latest", [prefix])
-            lookup.shutdown(wait=False)
+            self._cache_lookup = self._pool.submit(cache.find, prefix + "-latest", [prefix])
         if rest is not None:
             try:
                 listed = rest.list(run_id, name_prefix="planeteer-")

@@ -15,6 +15,7 @@ its pieces in the cache.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection
 
 from planeteer_action.checkpoints.segments import Head, PieceRef
@@ -45,26 +46,16 @@ def waiting_refs(
     return [ref for ref in head.pieces if ref.segment not in artifacts and ref.segment not in away]
 
 
-def resend(
-    head: Head, segment: str, uncached: Collection[str], movable: Callable[[str], bool]
-) -> tuple[Head, list[PieceRef]]:
+def resend(head: Head, segment: str, uncached: Collection[str], movable: Callable[[str], bool]) -> Head:
     """The head with `segment`'s cache copy holding the pieces whose cache copy is missing (`uncached`) and
-    whose bytes are on this machine, and the refs so re-sent (as they were)."""
-    chosen = [
-        ref
-        for ref in head.pieces
-        if ref.cache_place in uncached and ref.cache_place != segment and movable(ref.cache_place)
-    ]
-    picked = {ref.sha256 for ref in chosen}
+    whose bytes are on this machine."""
 
     def placed(ref: PieceRef) -> PieceRef:
-        if ref.sha256 not in picked:
+        if ref.cache_place not in uncached or ref.cache_place == segment or not movable(ref.cache_place):
             return ref
-        return PieceRef(
-            ref.sha256, ref.size, ref.segment, ref.kind, ref.session, None if ref.segment == segment else segment
-        )
+        return dataclasses.replace(ref, cached_in=None if ref.segment == segment else segment)
 
-    return Head(head.meta, tuple(map(placed, head.pieces))), chosen
+    return Head(head.meta, tuple(map(placed, head.pieces)))
 
 
 def artifact_copy(head: Head, segment: str) -> set[str]:
